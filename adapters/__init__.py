@@ -1,0 +1,1 @@
+"""Adapters: the engine's ports made real (terminal, demo backend, Telegram, HTTP)."""

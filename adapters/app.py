@@ -1,0 +1,74 @@
+"""Assembling a running bot from settings: flows, backend, store and engine.
+
+The composition root: the one place that knows which adapter fills each port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from loguru import logger
+
+from adapters.demo_backend import DemoBackend
+from engine import custom
+from engine.actions import Channel
+from engine.backend import Backend
+from engine.config import Settings
+from engine.errors import ConfigError
+from engine.loader import check_paths, load_flows
+from engine.runtime import Engine
+from engine.storage import open_store
+
+
+def load_actions(settings: Settings) -> None:
+    custom.load_action_modules([settings.path(p) for p in settings.custom_actions])
+
+
+def check(settings: Settings, paths: list[Path] | None = None):
+    """Every problem of the flows (default: the configured folder)."""
+    load_actions(settings)
+    return check_paths(paths or [settings.flow_dir], settings.backend.endpoints, custom.REGISTRY)
+
+
+def make_backend(settings: Settings) -> Backend:
+    """The demo backend when no service URL is configured; the HTTP client comes later."""
+    missing = [name for name, s in settings.backend.services.items() if not s.base_url]
+    if len(missing) < len(settings.backend.services):
+        raise ConfigError(
+            "real backend services are not supported yet; unset API_BASE_URL "
+            "and AUTH_API_BASE_URL to use the demo backend"
+        )
+    logger.warning(
+        "no backend URLs configured (API_BASE_URL, AUTH_API_BASE_URL): "
+        "using the embedded demo backend"
+    )
+    return Backend(settings.backend.endpoints, DemoBackend())
+
+
+def build_engine(
+    settings: Settings,
+    channel: Channel,
+    *,
+    backend: Backend | None = None,
+    clock: Callable[[], float] | None = None,
+) -> Engine:
+    """Load and check every flow (FlowError on any problem) and wire the engine."""
+    load_actions(settings)
+    flows = load_flows([settings.flow_dir], settings.backend.endpoints, custom.REGISTRY)
+    if settings.main_flow not in flows:
+        raise ConfigError(
+            f"main_flow {settings.main_flow!r} is not among the flows "
+            f"{sorted(flows)} in {settings.flow_dir}"
+        )
+    extra = {"clock": clock} if clock else {}
+    return Engine(
+        flows,
+        main_flow=settings.main_flow,
+        store=open_store(settings.storage),
+        backend=backend or make_backend(settings),
+        channel=channel,
+        expire_after=settings.expire_after,
+        admin_ids=frozenset(settings.admin_ids),
+        **extra,
+    )
