@@ -32,10 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     test_cmd = commands.add_parser("test", help="replay transcript tests")
     test_cmd.add_argument("paths", nargs="*", type=Path, default=[Path("tests/fixtures")])
 
+    diagram_cmd = commands.add_parser("diagram", help="print a flow as a Mermaid diagram")
+    diagram_cmd.add_argument("flow", nargs="?", help="flow name (default: the main flow)")
+
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config)
-        return {"check": _check, "chat": _chat, "test": _test}[args.command](settings, args)
+        return {"check": _check, "chat": _chat, "test": _test, "diagram": _diagram}[args.command](
+            settings, args
+        )
     except FlowError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -91,6 +96,21 @@ def _chat(settings, args) -> int:
             await upkeep
 
     asyncio.run(session())
+    return 0
+
+
+def _diagram(settings, args) -> int:
+    from engine.diagram import mermaid
+
+    setup_logging("WARNING", settings.bot_env)
+    flows, problems = check(settings)
+    name = args.flow or settings.main_flow
+    if name not in flows:
+        print(
+            f"flowgram: no flow named {name!r}; flows: {', '.join(sorted(flows))}", file=sys.stderr
+        )
+        return 1
+    print(mermaid(flows[name].spec), end="")
     return 0
 
 

@@ -8,6 +8,7 @@ registration; users and messages are kept in memory for the process's life.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import re
 from collections.abc import Mapping
@@ -86,6 +87,8 @@ class DemoBackend:
         self.calls: list[dict[str, Any]] = []
         self.down: set[str] = set()
         """Services that answer 503, to try a flow while a backend is out."""
+        self.gates: dict[str, asyncio.Event] = {}
+        """Path -> event: a request to that path waits until the event is set (a slow call)."""
         self._routes = [
             ("registry", "GET", r"/students/by-pinfl/(?P<pinfl>[^/]+)", self._student),
             ("registry", "GET", r"/courses", lambda **_: (200, copy.deepcopy(COURSES))),
@@ -119,6 +122,9 @@ class DemoBackend:
                 "body": dict(body or {}),
             }
         )
+        gate = self.gates.get(path)
+        if gate is not None:
+            await gate.wait()
         if service in self.down:
             return 503, {"detail": "Service unavailable (demo outage)"}
         for route_service, route_method, pattern, handler in self._routes:

@@ -93,7 +93,7 @@ class Turn:
         """A new conversation: a global command runs at once, anything else starts the flow."""
         if self.event.kind == "button":
             await self.answer(self.engine.stale_notice(self.flow, self.conversation.language))
-        if self.event.kind == "command" and await self.take_global():
+        if self.event.kind == "command" and await self.take_global() and self.entries:
             return
         await self.enter(self.flow.start)
 
@@ -264,12 +264,13 @@ class Turn:
         if transition.go is None:
             await self.show(self.state)
             return
+        if transition.go == "back":
+            target, run_actions = self.conversation.previous or source, False
+        else:
+            target, run_actions = transition.go, True
         if self.flow.states[source].waits:
             self.conversation.previous = source
-        if transition.go == "back":
-            await self.enter(self.conversation.previous or source, run_actions=False)
-        else:
-            await self.enter(transition.go)
+        await self.enter(target, run_actions=run_actions)
 
     async def advance(self) -> None:
         """Take the first automatic transition whose `when` holds."""
