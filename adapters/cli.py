@@ -104,6 +104,8 @@ def _diagram(settings, args) -> int:
 
     setup_logging("WARNING", settings.bot_env)
     flows, problems = check(settings)
+    for problem in problems:
+        print(problem, file=sys.stderr)
     name = args.flow or settings.main_flow
     if name not in flows:
         print(
