@@ -4,6 +4,7 @@
     ├── ConfigError            config.yaml or the environment is wrong
     ├── FlowError              a flow file could not be loaded; carries every Problem
     ├── ConversationError      a conversation could not go on (bad template, bad data)
+    ├── RecipientGone          the user cannot be reached any more (blocked the bot)
     └── BackendError           a backend endpoint failed: endpoint, status, reason
         └── BackendUnavailable the service could not be reached at all
 
@@ -49,6 +50,14 @@ class FlowError(FlowgramError):
 
 class ConversationError(FlowgramError):
     """A conversation could not take a step: a template or a condition failed."""
+
+
+class RecipientGone(FlowgramError):
+    """A channel cannot reach the user any more (Telegram: 403, the bot was blocked)."""
+
+    def __init__(self, chat_id: int, reason: str) -> None:
+        self.chat_id = chat_id
+        super().__init__(f"chat {chat_id}: {reason}")
 
 
 class ActionError(FlowgramError):

@@ -23,6 +23,7 @@ from transitions import Machine
 from engine.actions import AnswerButton, Channel, SendMessage
 from engine.backend import BackendPort
 from engine.conversation import Conversation
+from engine.errors import RecipientGone
 from engine.events import Event
 from engine.machine import build_machine
 from engine.render import reply_values, text_source
@@ -101,6 +102,12 @@ class Engine:
         turn = Turn(self, conversation, event)
         try:
             changed = await (turn.begin() if fresh else turn.process())
+        except RecipientGone as exc:
+            logger.bind(chat=event.chat_id).warning(
+                "user cannot be reached ({}); conversation ended", exc
+            )
+            await self.store.delete(event.chat_id)
+            return
         except Exception:
             logger.bind(
                 chat=event.chat_id,

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from engine.actions import Action, AnswerButton, EditMessage, SendMessage
+from engine.actions import Action, AnswerButton, EditMessage, SendMessage, ShowTyping
 from engine.conversation import Conversation, Frame
 from engine.custom import ActionContext, run_action
-from engine.errors import ConversationError
+from engine.errors import ConversationError, RecipientGone
 from engine.events import Event
 from engine.inputs import judge
 from engine.machine import choose, matches
@@ -37,6 +37,7 @@ from engine.schema import ActionSpec, FlowSpec, KeyboardSpec, StateSpec, Transit
 if TYPE_CHECKING:
     from engine.runtime import Engine
 
+TYPING_AFTER = 0.3  # seconds a call may take before the user sees 'typing...'
 MAX_ENTRIES = 64  # state entries in one turn; more means a loop of automatic transitions
 
 DEFAULT_FALLBACK = "🤔"
@@ -392,8 +393,8 @@ class Turn:
             return None
         started = time.perf_counter()
         try:
-            result = await self.call(action, params)
-        except asyncio.CancelledError:
+            result = await self.call_showing_typing(action, params)
+        except (asyncio.CancelledError, RecipientGone):
             raise
         except Exception as exc:
             return self.failed(action, exc)
@@ -406,6 +407,14 @@ class Turn:
         if action.save_as:
             self.keep(action.save_as, result)
         return None
+
+    async def call_showing_typing(self, action: ActionSpec, params: dict[str, Any]) -> Any:
+        """Call; if it is still running after TYPING_AFTER seconds, show the user we work."""
+        work = asyncio.ensure_future(self.call(action, params))
+        done, _ = await asyncio.wait({work}, timeout=TYPING_AFTER)
+        if not done:
+            await self.deliver(ShowTyping(self.conversation.chat_id))
+        return await work
 
     async def call(self, action: ActionSpec, params: dict[str, Any]) -> Any:
         if action.call is not None:

@@ -8,9 +8,12 @@ import pytest
 
 from adapters.transcripts import TranscriptFailure, run_file
 from engine.config import load_settings
+from engine.logs import setup_logging
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
+
+setup_logging("WARNING")  # tests that read logs add their own sink
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
