@@ -32,15 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     test_cmd = commands.add_parser("test", help="replay transcript tests")
     test_cmd.add_argument("paths", nargs="*", type=Path, default=[Path("tests/fixtures")])
 
+    commands.add_parser("run", help="serve the main flow to Telegram users")
+
     diagram_cmd = commands.add_parser("diagram", help="print a flow as a Mermaid diagram")
     diagram_cmd.add_argument("flow", nargs="?", help="flow name (default: the main flow)")
 
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config)
-        return {"check": _check, "chat": _chat, "test": _test, "diagram": _diagram}[args.command](
-            settings, args
-        )
+        run = {"check": _check, "chat": _chat, "test": _test, "diagram": _diagram, "run": _run}
+        return run[args.command](settings, args)
     except FlowError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -97,6 +98,13 @@ def _chat(settings, args) -> int:
 
     asyncio.run(session())
     return 0
+
+
+def _run(settings, args) -> int:
+    from adapters.telegram.serve import serve
+
+    setup_logging(settings.log_level, settings.bot_env)
+    return serve(settings)
 
 
 def _diagram(settings, args) -> int:

@@ -39,6 +39,34 @@ class BackendConfig(BaseModel):
     endpoints: dict[str, EndpointConfig] = {}
 
 
+class WebhookConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    path: str = "/telegram/webhook"
+
+
+class TelegramConfig(BaseModel):
+    """How the bot meets Telegram; the token itself only ever comes from the environment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["polling", "webhook"] = "polling"
+    poll_timeout: Duration = 25
+    request_timeout: Duration = 15
+    webhook: WebhookConfig = WebhookConfig()
+    chats: Literal["private"] = "private"
+    private_only_text: str = "This bot works in private chats only."
+    max_in_flight: int = Field(1000, ge=1)
+    shutdown_grace: Duration = 10
+    per_chat_burst: int = Field(5, ge=1)
+    per_chat_per_second: float = Field(1.0, gt=0)
+    global_per_second: float = Field(30.0, gt=0)
+    answer_buttons_within: Duration = 1
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -53,6 +81,7 @@ class Settings(BaseModel):
     log_level: Literal["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     bot_env: Literal["development", "production"] = "development"
     backend: BackendConfig = BackendConfig()
+    telegram: TelegramConfig = TelegramConfig()
     root: Path = Path(".")
 
     def path(self, relative: str) -> Path:
@@ -85,6 +114,7 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
     if environ.get("ADMIN_IDS"):
         raw["admin_ids"] = [part.strip() for part in environ["ADMIN_IDS"].split(",") if part]
     _apply_backend_env(raw.setdefault("backend", {}), environ)
+    _apply_telegram_env(raw.setdefault("telegram", {}), environ)
 
     try:
         settings = Settings(**raw, root=path.resolve().parent)
@@ -106,3 +136,17 @@ def _apply_backend_env(backend: dict[str, Any], environ: dict[str, str]) -> None
         variable = service.get("base_url_env")
         if variable and environ.get(variable):
             service["base_url"] = environ[variable]
+
+
+def _apply_telegram_env(telegram: dict[str, Any], environ: dict[str, str]) -> None:
+    if environ.get("TELEGRAM_MODE"):
+        telegram["mode"] = environ["TELEGRAM_MODE"]
+    webhook = telegram.setdefault("webhook", {})
+    for variable, key in (
+        ("WEBHOOK_URL", "url"),
+        ("WEBHOOK_HOST", "host"),
+        ("WEBHOOK_PORT", "port"),
+        ("WEBHOOK_PATH", "path"),
+    ):
+        if environ.get(variable):
+            webhook[key] = environ[variable]

@@ -15,6 +15,7 @@ from loguru import logger
 
 _LONG_NUMBER = re.compile(r"\+?\d[\d\s\-()]{6,}\d")
 _SECRET = re.compile(r"(?i)(bearer\s+|token[\"'=:\s]+|password[\"'=:\s]+)[^\s\"',}]+")
+_BOT_TOKEN = re.compile(r"\d{5,}:[\w-]{20,}")
 
 FORMAT = (
     "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <7}</level> | "
@@ -24,7 +25,7 @@ FORMAT = (
 
 def mask(text: str) -> str:
     """'+998901234567' -> '+99*********67'; 14-digit PINFLs likewise; secrets dropped."""
-    text = _SECRET.sub(lambda m: m.group(1) + "***", text)
+    text = _BOT_TOKEN.sub("<bot token>", _SECRET.sub(lambda m: m.group(1) + "***", text))
     return _LONG_NUMBER.sub(_mask_number, text)
 
 
