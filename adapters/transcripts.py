@@ -45,6 +45,7 @@ class _Message:
     text: str
     buttons: list[Button]
     edited: bool = False
+    rows: list[list[str]] = field(default_factory=list)
     keyboard: Keyboard | None = None
     keyboard_removed: bool = False
 
@@ -83,25 +84,17 @@ class TranscriptChannel:
     def messages(self) -> list[_Message]:
         out = []
         for action in self.step_actions:
-            if isinstance(action, SendMessage):
-                out.append(
-                    _Message(
-                        0,
-                        action.text,
-                        [b for r in action.buttons for b in r],
-                        keyboard=action.keyboard,
-                        keyboard_removed=action.remove_keyboard,
-                    )
+            if isinstance(action, SendMessage | EditMessage):
+                rows = [[b.label for b in row] for row in action.buttons]
+                flat = [b for row in action.buttons for b in row]
+                edited = isinstance(action, EditMessage)
+                message = _Message(
+                    action.message_id if edited else 0, action.text, flat, edited=edited, rows=rows
                 )
-            elif isinstance(action, EditMessage):
-                out.append(
-                    _Message(
-                        action.message_id,
-                        action.text,
-                        [b for r in action.buttons for b in r],
-                        edited=True,
-                    )
-                )
+                if isinstance(action, SendMessage):
+                    message.keyboard = action.keyboard
+                    message.keyboard_removed = action.remove_keyboard
+                out.append(message)
         return out
 
     def notices(self) -> list[str | None]:
@@ -286,6 +279,8 @@ def _message_problem(message: _Message, want: dict[str, Any]) -> str | None:
     labels = [b.label for b in message.buttons]
     if "buttons" in want and [str(x) for x in want["buttons"]] != labels:
         return f"expected buttons {want['buttons']}, got {labels}"
+    if "rows" in want and [[str(x) for x in row] for row in want["rows"]] != message.rows:
+        return f"expected button rows {want['rows']}, got {message.rows}"
     if "has_buttons" in want:
         missing = [x for x in want["has_buttons"] if not any(str(x) in la for la in labels)]
         if missing:
@@ -329,7 +324,10 @@ def _subset(want: dict[str, Any], body: dict[str, Any]) -> bool:
 
 def run_file(path: Path, settings: Settings | None = None) -> None:
     """Replay one transcript; raises TranscriptFailure at the first step that differs."""
-    replay = Replay(path, settings or load_settings())
+    try:
+        replay = Replay(path, settings or load_settings())
+    except yaml.YAMLError as exc:
+        raise TranscriptFailure(str(path), 0, "reading", f"not a valid transcript: {exc}") from exc
     asyncio.run(replay.run())
 
 

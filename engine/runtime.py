@@ -149,11 +149,6 @@ class Engine:
         except Exception:
             logger.bind(chat=turn.conversation.chat_id).exception("could not send the error text")
 
-    def stale_notice(self, flow: FlowSpec, language: str) -> str:
-        if "stale" in flow.texts:
-            return text_source(flow.texts["stale"], flow, language)
-        return "⌛"
-
     # -- timers -------------------------------------------------------------------------
 
     def schedule_timers(self, conversation: Conversation, state: StateSpec) -> None:

@@ -30,6 +30,7 @@ from engine.render import (
     render_text,
     reply_keyboard,
     template,
+    text_source,
     value_of,
 )
 from engine.schema import ActionSpec, FlowSpec, KeyboardSpec, StateSpec, TransitionSpec
@@ -93,7 +94,7 @@ class Turn:
     async def begin(self) -> None:
         """A new conversation: a global command runs at once, anything else starts the flow."""
         if self.event.kind == "button":
-            await self.answer(self.engine.stale_notice(self.flow, self.conversation.language))
+            await self.answer(self.stale_notice())
         if self.event.kind == "command" and await self.take_global() and self.entries:
             return
         await self.enter(self.flow.start)
@@ -103,7 +104,7 @@ class Turn:
         event = self.event
         if event.kind == "button":
             if self.is_stale():
-                await self.answer(self.engine.stale_notice(self.flow, self.conversation.language))
+                await self.answer(self.stale_notice())
                 self.log().debug(
                     "stale button refused message={} live={}",
                     event.message_id,
@@ -239,16 +240,26 @@ class Turn:
             await self.say(text, flow)
         else:
             await self.deliver(SendMessage(self.conversation.chat_id, DEFAULT_FALLBACK))
-        await self.show(self.state)
+        await self.show(self.state, edit=False)
+
+    def lineage(self) -> list[FlowSpec]:
+        """This flow, then the flows that started it, nearest first."""
+        names = [self.conversation.flow, *(f.flow for f in reversed(self.conversation.parents))]
+        return [self.engine.flows[name] for name in names]
 
     def inherited(self, key: str) -> tuple[FlowSpec, Any]:
         """A flow-wide text (`fallback`, `error`) of this flow, else of the nearest parent."""
-        names = [self.conversation.flow, *(f.flow for f in reversed(self.conversation.parents))]
-        for name in names:
-            flow = self.engine.flows[name]
+        for flow in self.lineage():
             if getattr(flow, key) is not None:
                 return flow, getattr(flow, key)
         return self.flow, None
+
+    def stale_notice(self) -> str:
+        """The shared text `stale` of this flow or a parent: the toast of an outdated button."""
+        for flow in self.lineage():
+            if "stale" in flow.texts:
+                return text_source(flow.texts["stale"], flow, self.conversation.language)
+        return "⌛"
 
     # -- transitions and states ---------------------------------------------------------
 
@@ -263,7 +274,7 @@ class Turn:
         if transition.say is not None:
             await self.say(transition.say, declared_in or self.flow)
         if transition.go is None:
-            await self.show(self.state)
+            await self.show(self.state, edit=False)
             return
         if transition.go == "back":
             target, run_actions = self.conversation.previous or source, False
