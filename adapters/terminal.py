@@ -64,10 +64,14 @@ class TerminalChannel:
         return None
 
     def _remember(self, message_id: int, buttons: tuple[tuple[Button, ...], ...]) -> None:
+        """Numbers typed press the buttons of the latest message, if it has any; once a
+        message without buttons follows, a number is an answer (a course, an age)."""
         flat = [button for row in buttons for button in row]
         self.buttons[message_id] = flat
         if flat:
             self.last_with_buttons = message_id
+        elif message_id >= (self.last_with_buttons or 0):
+            self.last_with_buttons = None
 
     def _print(self, text: str, rows: tuple[tuple[Button, ...], ...], edited: bool) -> None:
         label = "bot (edited)" if edited else "bot"

@@ -1,24 +1,23 @@
 """The flow checker: every problem of a flow file, each with file:line:column and a hint.
 
 Schema errors come from pydantic and are translated into sentences about the
-flow's keys; the rest needs the whole flow: where transitions lead, which
-states are reached, which texts, endpoints, actions and variables exist.
+flow's keys (engine.schema_errors); the rest needs the whole flow: where
+transitions lead, which states are reached, which texts, endpoints, actions
+and variables exist. A flow repaired after schema errors is checked too, but
+nothing is said about the parts the repair replaced (`Located.pruned`).
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-import types
-import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
 from engine.errors import Problem
 from engine.schema import FlowSpec, KeyboardSpec, StateSpec, TransitionSpec
+from engine.schema_errors import did_you_mean, subject_of, validate_schema
 from engine.templates import (
     BUILTIN_NAMES,
     TemplateSyntaxError,
@@ -27,6 +26,8 @@ from engine.templates import (
     template_variables,
 )
 from engine.yamlpos import Located, Path
+
+__all__ = ["CALLBACK_DATA_LIMIT", "Known", "check_flow", "did_you_mean", "validate_schema"]
 
 CALLBACK_DATA_LIMIT = 64  # bytes; Bot API, InlineKeyboardButton.callback_data
 
@@ -38,118 +39,6 @@ class Known:
     endpoints: frozenset[str] = frozenset()
     actions: frozenset[str] = frozenset()
     flows: Mapping[str, FlowSpec] | None = None
-
-
-def did_you_mean(name: str, choices: typing.Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else None
-
-
-# --- schema errors -----------------------------------------------------------------------
-
-
-def validate_schema(located: Located) -> tuple[FlowSpec | None, list[Problem]]:
-    if not isinstance(located.value, dict):
-        return None, [
-            located.problem(
-                (), "a flow file must be a mapping with 'flow', 'languages', 'start' and 'states'"
-            )
-        ]
-    try:
-        return FlowSpec.model_validate(located.value), []
-    except ValidationError as exc:
-        problems, seen = [], set()
-        for error in exc.errors():
-            problem = _schema_problem(located, error)
-            if (problem.line, problem.column) not in seen:
-                seen.add((problem.line, problem.column))
-                problems.append(problem)
-        return None, problems
-
-
-def _schema_problem(located: Located, error: Mapping[str, Any]) -> Problem:
-    loc = tuple(part for part in error["loc"] if part in _real_parts(located, error["loc"]))
-    kind, where = error["type"], _describe(loc)
-    if kind == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
-        return located.problem(
-            loc,
-            f"unknown key {loc[-1]!r}{where[1]}",
-            did_you_mean(loc[-1], allowed) or f"allowed here: {', '.join(sorted(allowed))}",
-            key=True,
-        )
-    if kind == "missing":
-        return located.problem(loc[:-1], f"missing key {loc[-1]!r}{where[1]}")
-    message = error["msg"].removeprefix("Value error, ")
-    got = error.get("input")
-    shown = f" (got {_short(got)})" if kind not in ("value_error", "assertion_error") else ""
-    return located.problem(loc, f"{where[0]}: {message}{shown}")
-
-
-def _real_parts(located: Located, loc: tuple[Any, ...]) -> set[Any]:
-    # Union branches add names such as 'dict[str,str]' to the location; keep YAML keys only.
-    parts, path = set(), ()
-    for part in loc:
-        candidate = (*path, part)
-        if (
-            candidate in located.positions
-            or candidate in located.key_positions
-            or isinstance(part, int)
-            or part == loc[-1]
-        ):
-            parts.add(part)
-            path = candidate
-    return parts
-
-
-def _describe(loc: tuple[Any, ...]) -> tuple[str, str]:
-    text = ".".join(str(p) for p in loc) or "flow"
-    if len(loc) >= 2 and loc[0] == "states":
-        return text, f" in state {loc[1]!r}"
-    return text, ""
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _allowed_keys(loc: tuple[Any, ...]) -> set[str]:
-    model: Any = FlowSpec
-    for part in loc:
-        model = _step_into(model, part)
-    model = _unwrap_model(model)
-    if model is None:
-        return set()
-    return {field.alias or name for name, field in model.model_fields.items()}
-
-
-def _step_into(annotation: Any, part: Any) -> Any:
-    model = _unwrap_model(annotation)
-    if model is not None and isinstance(part, str):
-        for name, field in model.model_fields.items():
-            if part in (name, field.alias):
-                return field.annotation
-        return None
-    for arg in typing.get_args(annotation) or ():
-        origin = typing.get_origin(arg) or arg
-        if origin in (list, dict):
-            return typing.get_args(arg)[-1]
-    origin = typing.get_origin(annotation)
-    if origin in (list, dict):
-        return typing.get_args(annotation)[-1]
-    return None
-
-
-def _unwrap_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        for arg in typing.get_args(annotation):
-            found = _unwrap_model(arg)
-            if found:
-                return found
-    return None
 
 
 # --- texts and templates -----------------------------------------------------------------
@@ -255,40 +144,49 @@ def _set_names(spec: FlowSpec) -> set[str]:
 
 
 class _TextChecks:
+    """Texts in every language, shared-text references, templates and their variables."""
+
     def check_texts(self: Any) -> None:
-        languages = set(self.spec.languages)
         for path, text in _texts_of(self.spec):
             if isinstance(text, dict):
-                for language in sorted(languages - set(text)):
-                    self.report(
-                        path,
-                        f"text has no {language!r} translation",
-                        f"add '{language}: ...' beside the others",
-                        key=True,
-                    )
-                for language in sorted(set(text) - languages):
-                    self.report(
-                        (*path, language),
-                        f"unknown language {language!r}; this flow "
-                        f"speaks {', '.join(self.spec.languages)}",
-                        did_you_mean(language, languages),
-                        key=True,
-                    )
+                self.check_translations(path, text)
             elif text.startswith("@") and text[1:] not in self.spec.texts:
-                self.report(
-                    path,
-                    f"no shared text named {text[1:]!r}",
-                    did_you_mean(text[1:], self.spec.texts)
-                    or "shared texts are declared under 'texts'",
-                )
+                self.check_reference(path, text[1:])
         for name, items in self.spec.lists.items():
-            self.check_list_texts(("lists", name), items, languages)
+            self.check_list_texts(("lists", name), items, set(self.spec.languages))
+
+    def check_translations(self: Any, path: Path, text: dict[str, str]) -> None:
+        languages, spoken = set(self.spec.languages), ", ".join(self.spec.languages)
+        for language in sorted(languages - set(text)):
+            self.report(
+                path,
+                f"{subject_of(path)} has no {language!r} text; this flow speaks {spoken}",
+                f"add '{language}: ...' beside {', '.join(map(repr, text)) or 'the others'}",
+                key=True,
+            )
+        for language in sorted(set(text) - languages):
+            self.report(
+                (*path, language),
+                f"{subject_of(path)} has a text in {language!r}, a language this flow does "
+                f"not speak ({spoken})",
+                did_you_mean(language, languages) or "add it to 'languages', or delete it",
+                key=True,
+            )
+
+    def check_reference(self: Any, path: Path, name: str) -> None:
+        if self.unsure(("texts", name)):
+            return
+        close = did_you_mean(f"@{name}", [f"@{t}" for t in self.spec.texts])
+        self.report(
+            path,
+            f"'@{name}' refers to a shared text that does not exist: no {name!r} under 'texts'",
+            close or "declare it under 'texts', or write the text here",
+        )
 
     def check_list_texts(self: Any, path: Path, value: Any, languages: set[str]) -> None:
         if isinstance(value, dict):
             if set(value) & languages and set(value) <= languages | {"_"}:
-                for language in sorted(languages - set(value)):
-                    self.report(path, f"text has no {language!r} translation", key=True)
+                self.check_translations(path, {k: v for k, v in value.items() if k != "_"})
                 return
             for key, item in value.items():
                 self.check_list_texts((*path, key), item, languages)
@@ -297,7 +195,7 @@ class _TextChecks:
                 self.check_list_texts((*path, index), item, languages)
 
     def check_variables(self: Any) -> None:
-        known = BUILTIN_NAMES | _set_names(self.spec) | self.passed_in()
+        known = BUILTIN_NAMES | _set_names(self.spec) | self.passed_in() | self.pruned_names()
         for path, source, is_expression in _templates_of(self.spec):
             try:
                 names = (
@@ -305,31 +203,47 @@ class _TextChecks:
                 )
                 attributes = attribute_paths(source, expression=is_expression)
             except TemplateSyntaxError as exc:
-                self.report(
-                    path,
-                    f"template syntax: {exc.message}",
-                    "templates look like '{{ name }}'; conditions like 'name and not phone'",
-                )
+                self.report_syntax(path, source, is_expression, exc)
                 continue
             for name in sorted(names - known):
                 self.report(
                     path,
-                    f"{name!r} is used here but nothing sets it",
+                    f"{name!r} is used here, but nothing sets it",
                     did_you_mean(name, known - BUILTIN_NAMES)
-                    or "set it with 'set', 'save_as' or an 'expect'",
+                    or "set it with 'set', 'save_as' or 'expect' in an earlier state",
                 )
             for holder, attribute in sorted(attributes):
-                table = {"lists": self.spec.lists, "texts": self.spec.texts}.get(holder)
-                if (
-                    table is not None
-                    and holder not in known - BUILTIN_NAMES
-                    and attribute not in table
-                ):
-                    self.report(
-                        path,
-                        f"no {holder[:-1]} named {attribute!r}",
-                        did_you_mean(attribute, table),
-                    )
+                self.check_attribute(path, holder, attribute, known)
+
+    def report_syntax(
+        self: Any, path: Path, source: str, is_expression: bool, exc: TemplateSyntaxError
+    ) -> None:
+        shown = source if len(source) <= 50 else source[:47] + "..."
+        if is_expression:
+            message = f"condition {shown!r} is not valid: {exc.message}"
+            hint = "conditions look like 'full_name and not phone'"
+        else:
+            message = f"template {shown!r} is not valid: {exc.message}"
+            hint = "variables look like '{{ full_name }}', blocks like '{% if x %}...{% endif %}'"
+        self.report(path, message, hint)
+
+    def check_attribute(
+        self: Any, path: Path, holder: str, attribute: str, known: set[str]
+    ) -> None:
+        table = {"lists": self.spec.lists, "texts": self.spec.texts}.get(holder)
+        if (
+            table is None
+            or holder in known - BUILTIN_NAMES
+            or attribute in table
+            or self.unsure((holder, attribute))
+        ):
+            return
+        self.report(
+            path,
+            f"'{holder}.{attribute}' refers to no {holder[:-1]}: no {attribute!r} "
+            f"under {holder!r}",
+            did_you_mean(attribute, table),
+        )
 
     def passed_in(self: Any) -> set[str]:
         """Data a parent flow hands to this one with `with:` (known when flows are given)."""
@@ -340,12 +254,36 @@ class _TextChecks:
                     names |= set(state.with_)
         return names
 
+    def pruned_names(self: Any) -> set[str]:
+        """Names that broken (pruned) actions or expects may set: never reported as unset."""
+        names: set[str] = set()
+        for path in self.located.pruned:
+            names |= {str(v) for v in _found_under(self.raw(path), _SETTERS, path[-1])}
+            sets = _found_under(self.raw(path), {"set"}, path[-1])
+            names |= {str(k) for v in sets if isinstance(v, dict) for k in v}
+        return names
+
+
+_SETTERS = {"save_as", "unset"}
+
+
+def _found_under(value: Any, keys: set[str], own_key: Any = None) -> Iterator[Any]:
+    """Every value found under one of `keys` in a raw YAML value; list items one by one."""
+    if own_key in keys and not isinstance(value, list):
+        yield value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _found_under(item, keys, key)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _found_under(item, keys, own_key)
+
 
 # --- semantic checks ---------------------------------------------------------------------
 
 
 def check_flow(spec: FlowSpec, located: Located, known: Known) -> list[Problem]:
-    """Every semantic problem of one schema-valid flow."""
+    """Every semantic problem of one schema-valid (or repaired) flow."""
     checker = _FlowChecker(spec, located, known)
     checker.run()
     return checker.problems
@@ -358,14 +296,29 @@ class _FlowChecker(_TextChecks):
         self.states = set(spec.states)
 
     def report(self, path: Path, message: str, hint: str | None = None, key: bool = False) -> None:
-        self.problems.append(self.located.problem(path, message, hint, key=key))
+        if not self.unsure(path):
+            self.problems.append(self.located.problem(path, message, hint, key=key))
+
+    def unsure(self, path: Path) -> bool:
+        """True when the schema check replaced `path`, a part of it, or a node around it."""
+        return any(p[: len(path)] == path or path[: len(p)] == p for p in self.located.pruned)
+
+    def raw(self, path: Path) -> Any:
+        """The value at `path` as written in the file."""
+        value = self.located.value
+        for part in path:
+            try:
+                value = value[part]
+            except (KeyError, IndexError, TypeError):
+                return None
+        return value
 
     def run(self) -> None:
         if self.spec.start not in self.states:
             self.report(
                 ("start",),
-                f"start state {self.spec.start!r} does not exist",
-                did_you_mean(self.spec.start, self.states),
+                f"'start' names state {self.spec.start!r}, which does not exist",
+                self.no_state_hint(self.spec.start),
             )
         for index, transition in enumerate(self.spec.global_):
             self.check_transition(("global", index), transition, None)
@@ -379,26 +332,12 @@ class _FlowChecker(_TextChecks):
 
     def check_state(self, name: str, state: StateSpec) -> None:
         path = ("states", name)
-        if not state.final and not state.on:
-            self.report(
-                path,
-                f"state {name!r} has no way out",
-                "add a transition under 'on', or mark it 'final: true'",
-                key=True,
-            )
-        auto = [t for t in state.on if t.event == "auto"]
-        if not state.waits and not state.final and auto and all(t.when for t in auto):
-            self.report(
-                path,
-                f"state {name!r} can stop with nowhere to go: every automatic "
-                "transition has 'when'",
-                "add a last transition without 'when'",
-                key=True,
-            )
+        self.check_way_out(name, state)
         if state.result is not None and not state.final:
             self.report(
                 (*path, "result"),
-                "'result' belongs to a final state",
+                f"state {name!r} has 'result' but is not final; only a final state hands "
+                "back a result",
                 "add 'final: true'",
                 key=True,
             )
@@ -410,27 +349,55 @@ class _FlowChecker(_TextChecks):
             self.check_transition((*path, "on", index), transition, state)
         self.check_buttons(path, state)
         if state.expect and state.expect.pattern:
-            try:
-                re.compile(state.expect.pattern)
-            except re.error as exc:
-                self.report(
-                    (*path, "expect", "pattern"),
-                    f"pattern is not a valid regular expression: {exc}",
-                )
+            self.check_pattern((*path, "expect", "pattern"), state.expect.pattern)
+
+    def check_way_out(self, name: str, state: StateSpec) -> None:
+        if not state.final and not state.on:
+            self.report(
+                ("states", name),
+                f"state {name!r} has no way out: no transition under 'on', and it is not final",
+                "add a transition under 'on', or mark it 'final: true'",
+                key=True,
+            )
+        auto = [t for t in state.on if t.event == "auto"]
+        if not state.waits and not state.final and auto and all(t.when for t in auto):
+            self.report(
+                ("states", name),
+                f"state {name!r} can stop with nowhere to go: every automatic "
+                "transition has 'when'",
+                "add a last transition without 'when'",
+                key=True,
+            )
+
+    def check_pattern(self, path: Path, pattern: str) -> None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            where = f" at character {exc.pos + 1}" if exc.pos is not None else ""
+            self.report(
+                path,
+                f"pattern '{pattern}' is not a valid regular expression: {exc.msg}{where}",
+                "check the brackets; e.g. '^\\d{14}$' is exactly 14 digits",
+            )
 
     def check_subflow(self, path: Path, state: StateSpec) -> None:
         flows = self.known.flows
         if flows is not None and state.flow not in flows:
             self.report(
-                (*path, "flow"), f"no flow named {state.flow!r}", did_you_mean(state.flow, flows)
+                (*path, "flow"),
+                f"there is no flow named {state.flow!r} to run as a sub-flow",
+                did_you_mean(state.flow, flows)
+                or f"flows checked with this one: {', '.join(sorted(flows))}; check the "
+                "sub-flow's file together with this one",
             )
         elif flows is not None:
             child = flows[state.flow]
             if set(child.languages) != set(self.spec.languages):
                 self.report(
                     (*path, "flow"),
-                    f"flow {state.flow!r} speaks "
-                    f"{child.languages}, this flow {self.spec.languages}",
+                    f"flow {state.flow!r} speaks {', '.join(child.languages)}, "
+                    f"this flow {', '.join(self.spec.languages)}",
+                    "a sub-flow speaks the same languages as the flow that runs it",
                 )
 
     def check_transition(
@@ -441,40 +408,66 @@ class _FlowChecker(_TextChecks):
         for index, action in enumerate(transition.do):
             self.check_action((*path, "do", index), action)
         if transition.button is not None:
-            values = self.button_values(state) if state else self.keyboard_values()
-            if transition.button not in values:
-                self.report(
-                    (*path, "button"),
-                    f"no button has the value {transition.button!r} here",
-                    did_you_mean(transition.button, values)
-                    or "buttons: " + (", ".join(sorted(values)) or "none"),
-                )
+            self.check_button_event(path, transition.button, state)
         if (
             state is None
             and transition.command is None
             and transition.button is None
             and transition.text is None
         ):
-            self.report(path, "a global transition needs 'command', 'button' or 'text'")
+            self.report(
+                path,
+                "a global transition needs 'command', 'button' or 'text'",
+                "e.g. {command: /menu, go: menu}",
+            )
+
+    def check_button_event(self, path: Path, value: str, state: StateSpec | None) -> None:
+        if state is None:
+            if any("keyboard" in p for p in self.located.pruned):
+                return
+            values, where = self.keyboard_values(), "no keyboard button of any flow"
+        else:
+            state_path = path[:2]
+            if self.unsure((*state_path, "buttons")) or self.unsure((*state_path, "keyboard")):
+                return
+            values, where = self.button_values(state), f"no button of state {path[1]!r}"
+        if value not in values:
+            self.report(
+                (*path, "button"),
+                f"{where} has the value {value!r}",
+                did_you_mean(value, values)
+                or (f"buttons: {', '.join(sorted(values))}" if values else "there are no buttons"),
+            )
 
     def check_target(self, path: Path, target: str) -> None:
         if target not in self.states:
-            self.report(path, f"no state named {target!r}", did_you_mean(target, self.states))
+            self.report(
+                path,
+                f"there is no state named {target!r} to go to",
+                self.no_state_hint(target),
+            )
+
+    def no_state_hint(self, name: str) -> str:
+        return did_you_mean(name, self.states) or f"states: {', '.join(sorted(self.states))}"
 
     def check_action(self, path: Path, action: Any) -> None:
         if action.call is not None and action.call not in self.known.endpoints:
+            endpoints = sorted(self.known.endpoints)
             self.report(
                 (*path, "call"),
-                f"no endpoint named {action.call!r}",
-                did_you_mean(action.call, self.known.endpoints)
-                or "endpoints are declared in config.yaml under backend.endpoints",
+                f"there is no backend endpoint named {action.call!r}",
+                did_you_mean(action.call, endpoints)
+                or f"endpoints in config.yaml under backend.endpoints: "
+                f"{', '.join(endpoints) or 'none'}",
             )
         if action.run is not None and action.run not in self.known.actions:
+            actions = sorted(self.known.actions)
             self.report(
                 (*path, "run"),
-                f"no custom action named {action.run!r}",
-                did_you_mean(action.run, self.known.actions)
-                or "custom actions are registered with @action in a custom_actions module",
+                f"there is no custom action named {action.run!r}",
+                did_you_mean(action.run, actions)
+                or f"custom actions: {', '.join(actions) or 'none'}; register one with "
+                "@action in a custom_actions module",
             )
         if action.on_failure not in (None, "continue"):
             self.check_target((*path, "on_failure"), action.on_failure)
@@ -489,47 +482,67 @@ class _FlowChecker(_TextChecks):
         }
 
     def check_buttons(self, path: Path, state: StateSpec) -> None:
-        seen: set[str] = set()
+        first: dict[str, int] = {}
         for index, button in enumerate(state.buttons):
             where = (*path, "buttons", index, "value")
-            if button.value in seen:
+            if button.value in first:
+                line = self.located.where((*path, "buttons", first[button.value], "value"))[0]
                 self.report(
                     where,
-                    f"two buttons share the value {button.value!r}",
-                    "give each button of a state its own value",
+                    f"two buttons of state {path[1]!r} share the value {button.value!r}",
+                    f"the other one is on line {line}; give each button its own value",
                 )
-            seen.add(button.value)
-            size = len(button.value.encode())
-            if size > CALLBACK_DATA_LIMIT:
-                self.report(
-                    where,
-                    f"button value is {size} bytes; Telegram allows {CALLBACK_DATA_LIMIT}",
-                    "use a short value; the label may be long",
-                )
-            if button.value.startswith(("#", "~")):
-                self.report(
-                    where,
-                    "button values may not start with '#' or '~' "
-                    "(reserved for list buttons and paging)",
-                )
+            first.setdefault(button.value, index)
+            self.check_button_value(where, button.value)
+
+    def check_button_value(self, path: Path, value: str) -> None:
+        size = len(value.encode())
+        if size > CALLBACK_DATA_LIMIT:
+            shown = value if len(value) <= 24 else value[:21] + "..."
+            self.report(
+                path,
+                f"button value {shown!r} is {size} bytes; Telegram allows at most "
+                f"{CALLBACK_DATA_LIMIT}",
+                "use a short value; the label may be long",
+            )
+        if value.startswith(("#", "~")):
+            self.report(
+                path,
+                f"button value {value!r} starts with {value[0]!r}, which is reserved for "
+                "list buttons and paging",
+                "start the value with a letter or a digit",
+            )
 
     def check_reachable(self) -> None:
-        reached, queue = set(), [self.spec.start]
         targets_of = {name: set(self.targets(state)) for name, state in self.spec.states.items()}
-        queue += [t.go for t in self.spec.global_ if t.go]
+        queue = [self.spec.start, *(t.go for t in self.spec.global_ if t.go)]
+        for path in self.located.pruned:
+            found = {str(v) for v in _found_under(self.raw(path), _GOES, path[-1])}
+            if path[0] == "states" and len(path) > 1 and path[1] in targets_of:
+                targets_of[path[1]] |= found
+            else:
+                queue += found
+        reached: set[str] = set()
         while queue:
-            name = queue.pop()
-            if name in reached or name not in self.states:
+            name = self.resolve(queue.pop())
+            if name is None or name in reached:
                 continue
             reached.add(name)
             queue.extend(targets_of[name])
-        for name in self.states - reached:
+        for name in sorted(self.states - reached):
             self.report(
                 ("states", name),
-                f"state {name!r} is never reached",
-                "add a transition that goes to it, or delete it",
+                f"state {name!r} is never reached: no transition goes to it",
+                f"add a transition with 'go: {name}', or delete the state",
                 key=True,
             )
+
+    def resolve(self, name: str) -> str | None:
+        """The state `name` leads to; a misspelled one counts as the state it resembles."""
+        if name in self.states:
+            return name
+        close = difflib.get_close_matches(name, sorted(self.states), n=1, cutoff=0.6)
+        return close[0] if close else None
 
     @staticmethod
     def targets(state: StateSpec) -> Iterator[str]:
@@ -541,6 +554,9 @@ class _FlowChecker(_TextChecks):
         for action in actions:
             if action.on_failure not in (None, "continue"):
                 yield action.on_failure
+
+
+_GOES = {"go", "on_failure"}
 
 
 def _keyboard_values(state: StateSpec) -> set[str]:

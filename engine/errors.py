@@ -5,6 +5,7 @@
     ├── FlowError              a flow file could not be loaded; carries every Problem
     ├── ConversationError      a conversation could not go on (bad template, bad data)
     ├── RecipientGone          the user cannot be reached any more (blocked the bot)
+    ├── ActionError            a custom action refused or failed
     └── BackendError           a backend endpoint failed: endpoint, status, reason
         └── BackendUnavailable the service could not be reached at all
 

@@ -40,6 +40,10 @@ _NORMALIZERS = {
 }
 
 
+# Digits with an optional sign and decimal part: not "nan", "inf" or "1_0", which float() takes.
+_NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?")
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     value: Any = None
@@ -72,7 +76,7 @@ def judge(expect: ExpectSpec, event: Event) -> Verdict:
         return Verdict({"kind": event.value, "file_id": event.media_id})
     if event.kind == "contact":
         contact = event.contact
-        if contact is None or contact.user_id not in (None, event.sender):
+        if contact is None or contact.user_id != event.sender:
             return Verdict(reason="foreign_contact")
         text = contact.phone
     else:
@@ -90,10 +94,9 @@ def _validate(expect: ExpectSpec, text: str) -> Verdict:
     if expect.pattern is not None and not _compiled(expect.pattern).fullmatch(text):
         return Verdict(reason="pattern")
     if "number" in expect.kinds and "text" not in expect.kinds:
-        try:
-            number: float = float(text.replace(",", "."))
-        except ValueError:
+        if not _NUMBER.fullmatch(text):
             return Verdict(reason="not_a_number")
+        number = float(text.replace(",", "."))
         if expect.min is not None and number < expect.min:
             return Verdict(reason="too_small")
         if expect.max is not None and number > expect.max:

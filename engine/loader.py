@@ -43,6 +43,9 @@ def check_paths(
         except OSError as exc:
             problems.append(Problem(str(file), 1, 1, f"cannot read the file: {exc.strerror}"))
             continue
+        except UnicodeDecodeError as exc:
+            problems.append(_not_utf8(file, exc))
+            continue
         located, found = load_located(text, str(file))
         problems += found
         if located is None:
@@ -68,6 +71,19 @@ def check_paths(
         problems += check_flow(flow.spec, flow.located, known)
     problems.sort(key=lambda p: (p.file, p.line, p.column))
     return loaded, problems
+
+
+def _not_utf8(file: Path, exc: UnicodeDecodeError) -> Problem:
+    data = exc.object
+    line = data.count(b"\n", 0, exc.start) + 1
+    column = exc.start - data.rfind(b"\n", 0, exc.start)
+    return Problem(
+        str(file),
+        line,
+        column,
+        f"the file is not UTF-8 text: byte {data[exc.start]:#04x} cannot be read",
+        "save the file as UTF-8",
+    )
 
 
 def load_flows(

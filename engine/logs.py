@@ -13,7 +13,9 @@ from typing import Any
 
 from loguru import logger
 
-_LONG_NUMBER = re.compile(r"\+?\d[\d\s\-()]{6,}\d")
+# Nine or more digits, single spaces, dashes or brackets between them (+998 (90) 123-45-67,
+# 12345678901234); not a date (2026-12-03 18:20), a time, a decimal, or digits inside a word.
+_LONG_NUMBER = re.compile(r"(?<![\w.:-])(?!\d{4}-\d\d-\d\d)\+?\d(?:[ ()\-]{0,2}\d){8,}(?![\w:.])")
 _SECRET = re.compile(r"(?i)(bearer\s+|token[\"'=:\s]+|password[\"'=:\s]+)[^\s\"',}]+")
 _BOT_TOKEN = re.compile(r"\d{5,}:[\w-]{20,}")
 

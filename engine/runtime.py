@@ -93,6 +93,12 @@ class Engine:
         if conversation is not None and conversation.expires_at < now:
             logger.bind(chat=event.chat_id).info("conversation expired while idle; starting anew")
             conversation = None
+        if conversation is not None and not self.still_fits(conversation):
+            logger.bind(chat=event.chat_id, flow=conversation.flow).info(
+                "the flow changed under this conversation (state {!r} is gone); starting anew",
+                conversation.state,
+            )
+            conversation = None
         if event.kind == "timer" and (conversation is None or conversation.step != event.step):
             return
 
@@ -121,6 +127,16 @@ class Engine:
             conversation.last_activity = now
             conversation.expires_at = now + self.lifetime(conversation)
             await self.store.save(conversation)
+
+    def still_fits(self, conversation: Conversation) -> bool:
+        """Do the conversation's flows and states still exist? Flows change without a deploy."""
+        frames = [
+            *((f.flow, f.state) for f in conversation.parents),
+            (conversation.flow, conversation.state),
+        ]
+        return all(
+            flow in self.flows and state in self.flows[flow].states for flow, state in frames
+        )
 
     def new_conversation(self, chat_id: int) -> Conversation:
         flow = self.flows[self.main_flow]

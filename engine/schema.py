@@ -11,7 +11,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -173,9 +180,16 @@ class TransitionSpec(Spec):
         ]
         if len(events) > 1:
             raise ValueError(f"a transition listens to one event, found {', '.join(events)}")
-        if self.command is not None and not re.fullmatch(r"/[a-z0-9_]{1,32}", self.command):
-            raise ValueError(f"a command is '/' and 1 to 32 of a-z, 0-9, _; got {self.command!r}")
         return self
+
+    @field_validator("command")
+    @classmethod
+    def _command_name(cls, command: str | None) -> str | None:
+        if command is not None and not re.fullmatch(r"/[a-z0-9_]{1,32}", command):
+            raise ValueError(
+                f"expected '/' and 1 to 32 of a-z, 0-9 and _ (such as /menu), got {command!r}"
+            )
+        return command
 
     @property
     def event(self) -> str:

@@ -53,7 +53,6 @@ BUILTIN_NAMES = frozenset(
         "texts",
         "lists",
         "item",
-        "error",
         "now",
         "uuid",
         "true",

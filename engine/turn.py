@@ -188,6 +188,7 @@ class Turn:
             frame = self.conversation.parents.pop()
             self.conversation.flow, self.conversation.state = frame.flow, frame.state
             self.conversation.data = frame.data
+            self.conversation.previous = None  # a state of the flow left behind
 
     # -- answers ------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import asyncio
 from engine import custom
 from engine.actions import AnswerButton, EditMessage, SendMessage
 from engine.conversation import Conversation
+from engine.events import Contact, Event
 from tests.helpers import ROOT, command, make_bot, press, text
 
 FOUND = "12345678901234"
@@ -207,3 +208,48 @@ async def test_a_button_pressed_on_an_older_message_is_refused_politely() -> Non
     ]
     assert (await bot.engine.store.load(777)).state == "menu"
     assert not any(isinstance(a, SendMessage) for a in said)
+
+
+async def test_a_contact_card_of_someone_not_on_telegram_is_not_taken_as_ones_own() -> None:
+    bot = make_bot()
+    await register_until_pinfl(bot, 21)
+    await bot.engine.handle(text(21, "23456789012345"))
+    bot.said()
+
+    card = Event(21, "contact", user_id=21, contact=Contact("+998901112233", None))
+    await bot.engine.handle(card)
+
+    assert bot.texts()[0] == "Faqat o'zingizning raqamingizni yuboring."
+    assert (await bot.engine.store.load(21)).state == "ask_phone"
+
+
+async def test_a_number_answer_refuses_nan_infinity_and_underscores() -> None:
+    custom.REGISTRY["explode"] = lambda context: 1 / 0
+    bot = make_bot(ROOT / "tests" / "flows", main="features")
+    await bot.engine.handle(command(7, "/start"))
+    message_id, _ = bot.last_buttons()
+    await bot.engine.handle(press(7, message_id, "ask"))
+
+    for answer in ("nan", "inf", "1_0", "-5"):
+        bot.said()
+        await bot.engine.handle(text(7, answer))
+        assert bot.texts()[0] == "A number from 1 to 120, please.", answer
+    await bot.engine.handle(text(7, "42"))
+    assert bot.texts()[-2] == "You are 42."
+
+
+async def test_a_conversation_whose_state_left_the_flow_starts_anew() -> None:
+    bot = make_bot()
+    await bot.engine.handle(command(777, "/start"))
+    stored = await bot.engine.store.load(777)
+    stored.state = "a_state_someone_renamed"
+    await bot.engine.store.save(stored)
+    bot.said()
+
+    await bot.engine.handle(text(777, "hello"))
+
+    assert bot.texts()[:2] == [
+        "С возвращением, Saidova Malika!",
+        "Главное меню. Что вы хотите отправить?",
+    ]
+    assert (await bot.engine.store.load(777)).state == "menu"
