@@ -5,12 +5,15 @@ The composition root: the one place that knows which adapter fills each port.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from loguru import logger
 
 from adapters.demo_backend import DemoBackend
+from adapters.http.transport import build_transport
+from adapters.outbox import SqliteOutbox
 from engine import custom
 from engine.actions import Channel
 from engine.backend import Backend
@@ -31,19 +34,38 @@ def check(settings: Settings, paths: list[Path] | None = None):
     return check_paths(paths or [settings.flow_dir], settings.backend.endpoints, custom.REGISTRY)
 
 
-def make_backend(settings: Settings) -> Backend:
-    """The demo backend when no service URL is configured; the HTTP client comes later."""
-    missing = [name for name, s in settings.backend.services.items() if not s.base_url]
-    if len(missing) < len(settings.backend.services):
+def make_backend(settings: Settings, environ: Mapping[str, str] | None = None) -> Backend:
+    """The HTTP client when the services' URLs are set; else the demo backend, with a warning."""
+    environ = os.environ if environ is None else environ
+    services = settings.backend.services
+    missing = sorted(name for name, s in services.items() if not s.base_url)
+    outbox = SqliteOutbox(settings.path(settings.backend.outbox.path))
+    if not missing:
+        transport = build_transport(settings.backend, environ)
+        return Backend(settings.backend.endpoints, transport, outbox)
+    if len(missing) < len(services):
         raise ConfigError(
-            "real backend services are not supported yet; unset API_BASE_URL "
-            "and AUTH_API_BASE_URL to use the demo backend"
+            f"backend services {missing} have no base URL while others do; set "
+            "API_BASE_URL and AUTH_API_BASE_URL both, or neither for the demo"
         )
     logger.warning(
         "no backend URLs configured (API_BASE_URL, AUTH_API_BASE_URL): "
         "using the embedded demo backend"
     )
-    return Backend(settings.backend.endpoints, DemoBackend())
+    return Backend(settings.backend.endpoints, DemoBackend(), outbox)
+
+
+async def log_backend_health(backend: Backend) -> None:
+    """One line per service at start; an unhealthy service does not stop the bot."""
+    try:
+        status = await backend.status()
+    except Exception as exc:
+        logger.warning("backend health check failed: {}", exc)
+        return
+    for name, state in status["services"].items():
+        logger.info("backend {} at start: {}", name, state)
+    if status["queued"]:
+        logger.info("outbox holds {} call(s) to deliver", status["queued"])
 
 
 def build_engine(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from adapters import terminal
 from adapters.app import build_engine, check
+from adapters.telegram import bot_token
 from engine.config import load_settings
 from engine.errors import FlowError, FlowgramError
 from engine.logs import setup_logging
@@ -87,6 +88,7 @@ def _chat(settings, args) -> int:
                 sweep_every=settings.sweep_every,
                 stats_every=settings.stats_every,
                 stop=stop,
+                deliver_every=settings.backend.outbox.retry_every,
             )
         )
         try:
@@ -95,15 +97,21 @@ def _chat(settings, args) -> int:
         finally:
             stop.set()
             await upkeep
+            await engine.backend.close()
 
     asyncio.run(session())
     return 0
 
 
 def _run(settings, args) -> int:
+    setup_logging(settings.log_level, settings.bot_env)
+    # Told at once, before aiogram's imports (seconds): a missing token, a broken flow.
+    bot_token()
+    _, problems = check(settings)
+    if problems:
+        raise FlowError(problems)
     from adapters.telegram.serve import serve
 
-    setup_logging(settings.log_level, settings.bot_env)
     return serve(settings)
 
 

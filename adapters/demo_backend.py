@@ -87,6 +87,8 @@ class DemoBackend:
         self.calls: list[dict[str, Any]] = []
         self.down: set[str] = set()
         """Services that answer 503, to try a flow while a backend is out."""
+        self.refusing: set[str] = set()
+        """Services that answer 400 to every write, to try a flow's refusal path."""
         self.gates: dict[str, asyncio.Event] = {}
         """Path -> event: a request to that path waits until the event is set (a slow call)."""
         self._routes = [
@@ -112,6 +114,7 @@ class DemoBackend:
         body: Mapping[str, Any] | None,
         token: bool,
         retry: bool,
+        key: str | None = None,
     ) -> tuple[int, Any]:
         self.calls.append(
             {
@@ -125,6 +128,8 @@ class DemoBackend:
         gate = self.gates.get(path)
         if gate is not None:
             await gate.wait()
+        if service in self.refusing and method != "GET":
+            return 400, {"success": False, "message": "refused (demo)"}
         if service in self.down:
             return 503, {"detail": "Service unavailable (demo outage)"}
         for route_service, route_method, pattern, handler in self._routes:

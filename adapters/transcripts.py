@@ -25,6 +25,7 @@ from engine.actions import Action, AnswerButton, Button, EditMessage, Keyboard, 
 from engine.backend import Backend
 from engine.config import Settings, load_settings
 from engine.events import Contact, Event
+from engine.outbox import MemoryOutbox
 from engine.runtime import Engine
 from engine.schema import parse_duration
 
@@ -119,21 +120,26 @@ class Replay:
         self.engine: Engine = build_engine(
             settings.model_copy(update=overrides),
             self.channel,
-            backend=Backend(settings.backend.endpoints, self.demo),
+            backend=Backend(settings.backend.endpoints, self.demo, MemoryOutbox()),
             clock=lambda: self.now,
         )
         self.callbacks = 0
 
     async def run(self) -> None:
-        for number, step in enumerate(self.spec.get("steps") or [], 1):
-            await self.step(number, step)
-        await self.engine.drain()
+        try:
+            for number, step in enumerate(self.spec.get("steps") or [], 1):
+                await self.step(number, step)
+            await self.engine.drain()
+        finally:
+            await self.engine.backend.close()
 
     async def step(self, number: int, step: dict[str, Any]) -> None:
         self.channel.step_actions.clear()
         calls_before = len(self.demo.calls)
         if "down" in step:
             self.demo.down = set(step["down"] or ())
+        if "refuse" in step:
+            self.demo.refusing = set(step["refuse"] or ())
         label = self.do(number, step)
         if isinstance(label, Event):
             await self.engine.handle(label)
@@ -200,6 +206,7 @@ class Replay:
         self.now += seconds
         await self.engine.fire_due_timers()
         await self.engine.sweep()
+        await self.engine.backend.deliver_queued()
 
     # -- checking -----------------------------------------------------------------------
 

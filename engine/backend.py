@@ -18,7 +18,8 @@ from aiocache import SimpleMemoryCache
 from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.errors import BackendError
+from engine.errors import BackendError, BackendUnavailable
+from engine.outbox import Outbox
 from engine.schema import Duration
 
 _PLACEHOLDER = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)\}")
@@ -38,18 +39,23 @@ class EndpointConfig(BaseModel):
     result: list[str] = [""]
     not_found: list[int] = [404]
     success: list[int] = [200, 201, 202, 204]
+    fallback_path: str | None = None
+    idempotency_key: str | None = None
+    outbox: bool = False
 
     @property
     def safe_to_retry(self) -> bool:
-        return self.retry if self.retry is not None else self.method in ("GET", "PUT", "DELETE")
-
-    @property
-    def placeholders(self) -> list[str]:
-        return _PLACEHOLDER.findall(self.path)
+        if self.retry is not None:
+            return self.retry
+        return self.method in ("GET", "PUT", "DELETE") or self.idempotency_key is not None
 
 
 class Transport(Protocol):
-    """Carries one request to a service and returns (status, decoded JSON body or None)."""
+    """Carries one request to a service and returns (status, decoded JSON body or None).
+
+    It raises BackendUnavailable when the service could not be reached (after its
+    own retries) and BackendError for an answer it cannot read.
+    """
 
     async def request(
         self,
@@ -61,6 +67,7 @@ class Transport(Protocol):
         body: Mapping[str, Any] | None,
         token: bool,
         retry: bool,
+        key: str | None = None,
     ) -> tuple[int, Any]: ...
 
     async def health(self) -> dict[str, str]: ...
@@ -75,16 +82,36 @@ class BackendPort(Protocol):
 
     async def call(self, endpoint: str, params: Mapping[str, Any]) -> Any: ...
 
-    async def health(self) -> dict[str, str]: ...
+    async def status(self) -> dict[str, Any]: ...
+
+    async def deliver_queued(self) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+QUEUED = {"queued": True}
+"""What a call to an `outbox: true` endpoint returns when it was kept for later."""
 
 
 class Backend:
-    """The port over a transport: builds requests from endpoint configs, reads answers."""
+    """The port over a transport: builds requests from endpoint configs, reads answers.
 
-    def __init__(self, endpoints: Mapping[str, EndpointConfig], transport: Transport) -> None:
+    Cached endpoints keep their last good answer and serve it when the service
+    fails; endpoints marked `outbox` keep a call the service cannot take now and
+    deliver it later (`deliver_queued`), once, under the same idempotency key.
+    """
+
+    def __init__(
+        self,
+        endpoints: Mapping[str, EndpointConfig],
+        transport: Transport,
+        outbox: Outbox | None = None,
+    ) -> None:
         self.endpoints = dict(endpoints)
         self.transport = transport
+        self.outbox = outbox
         self._cache = SimpleMemoryCache()
+        self._last_good: dict[str, Any] = {}
 
     def knows(self, endpoint: str) -> bool:
         return endpoint in self.endpoints
@@ -98,9 +125,35 @@ class Backend:
             if cached is not None:
                 logger.debug("backend cache hit endpoint={}", endpoint)
                 return cached
+        try:
+            result = await self._call(endpoint, config, params)
+        except BackendUnavailable:
+            if config.outbox and self.outbox is not None:
+                return await self._keep(endpoint, config, params)
+            if cache_key in self._last_good:
+                logger.warning("backend {} failed; serving its last good answer", endpoint)
+                return self._last_good[cache_key]
+            raise
+        if cache_key and result is not None:
+            await self._cache.set(cache_key, result, ttl=config.cache)
+            self._last_good[cache_key] = result
+        return result
 
-        path, rest = _fill_path(endpoint, config, params)
+    async def _call(self, endpoint: str, config: EndpointConfig, params: Mapping[str, Any]) -> Any:
+        status, body = await self._request(endpoint, config, config.path, params)
+        if config.fallback_path and status in (404, 405) and not isinstance(body, dict):
+            logger.debug(
+                "backend {}: no path form here; trying {}", endpoint, config.fallback_path
+            )
+            status, body = await self._request(endpoint, config, config.fallback_path, params)
+        return _read_answer(endpoint, config, status, body)
+
+    async def _request(
+        self, endpoint: str, config: EndpointConfig, path_template: str, params: Mapping[str, Any]
+    ) -> tuple[int, Any]:
+        path, rest = _fill_path(endpoint, path_template, params)
         sends_body = config.method in ("POST", "PUT", "PATCH")
+        key = str(params.get(config.idempotency_key) or "") if config.idempotency_key else None
         started = time.perf_counter()
         status, body = await self.transport.request(
             config.service,
@@ -110,6 +163,7 @@ class Backend:
             body=rest if sends_body else None,
             token=config.token,
             retry=config.safe_to_retry,
+            key=key or None,
         )
         logger.info(
             "backend call endpoint={} status={} ms={:.1f}",
@@ -117,35 +171,75 @@ class Backend:
             status,
             (time.perf_counter() - started) * 1000,
         )
+        return status, body
 
-        result = _read_answer(endpoint, config, status, body)
-        if cache_key and result is not None:
-            await self._cache.set(cache_key, result, ttl=config.cache)
-        return result
+    async def _keep(
+        self, endpoint: str, config: EndpointConfig, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        key = str(params.get(config.idempotency_key or "", "") or "")
+        assert self.outbox is not None
+        await self.outbox.put(endpoint, dict(params), key)
+        logger.warning(
+            "backend {} unavailable; the call is kept in the outbox and will be "
+            "delivered when the service is back",
+            endpoint,
+        )
+        return dict(QUEUED)
 
-    async def health(self) -> dict[str, str]:
-        return await self.transport.health()
+    async def deliver_queued(self) -> int:
+        """Deliver kept calls, oldest first, until the service fails again; how many went."""
+        if self.outbox is None:
+            return 0
+        delivered = 0
+        for parcel in await self.outbox.pending():
+            config = self.endpoints.get(parcel.endpoint)
+            if config is None:
+                await self.outbox.refused(parcel, "endpoint no longer configured")
+                continue
+            try:
+                await self._call(parcel.endpoint, config, parcel.params)
+            except BackendUnavailable:
+                await self.outbox.attempted(parcel)
+                break
+            except BackendError as exc:
+                logger.error("outbox: {} refused for good ({}); set aside", parcel.endpoint, exc)
+                await self.outbox.refused(parcel, str(exc))
+                continue
+            await self.outbox.delivered(parcel)
+            delivered += 1
+        if delivered:
+            logger.info("outbox: delivered {} kept call(s)", delivered)
+        return delivered
+
+    async def status(self) -> dict[str, Any]:
+        depth = await self.outbox.depth() if self.outbox is not None else 0
+        return {"services": await self.transport.health(), "queued": depth}
 
     async def close(self) -> None:
         await self.transport.close()
+        if self.outbox is not None:
+            await self.outbox.close()
 
 
 def _fill_path(
     endpoint: str,
-    config: EndpointConfig,
+    template: str,
     params: Mapping[str, Any],
 ) -> tuple[str, dict[str, Any]]:
     rest = dict(params)
-    missing = [name for name in config.placeholders if rest.get(name) in (None, "")]
+    names = _PLACEHOLDER.findall(template)
+    missing = [name for name in names if rest.get(name) in (None, "")]
     if missing:
-        raise BackendError(endpoint, f"parameter {missing[0]!r} of path {config.path!r} is empty")
-    path = _PLACEHOLDER.sub(lambda m: str(rest.pop(m.group(1))), config.path)
+        raise BackendError(endpoint, f"parameter {missing[0]!r} of path {template!r} is empty")
+    path = _PLACEHOLDER.sub(lambda m: str(rest.pop(m.group(1))), template)
     return path, rest
 
 
 def _read_answer(endpoint: str, config: EndpointConfig, status: int, body: Any) -> Any:
     if status in config.not_found:
         return None
+    if status >= 500:
+        raise BackendUnavailable(endpoint, "service error", status)
     if status not in config.success:
         raise BackendError(endpoint, "unexpected status", status)
     if body is None:

@@ -29,12 +29,39 @@ class ServiceConfig(BaseModel):
     base_url_env: str | None = None
 
 
+class AuthConfig(BaseModel):
+    """The registry's service account; the credentials themselves come from the environment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service: str = "registry"
+    login_path: str = "/auth/login"
+    refresh_path: str = "/auth/refresh"
+    username_env: str = "API_USERNAME"
+    password_env: str = "API_PASSWORD"
+    token_file: Path | None = None
+
+
+class OutboxConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = "var/outbox.sqlite3"
+    retry_every: Duration = 15
+
+
 class BackendConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     timeout: Duration = 15
     retry_attempts: int = Field(3, ge=0)
     retry_delay: Duration = 1
+    max_connections: int = Field(50, ge=1)
+    max_in_flight: int = Field(10, ge=1)
+    queue_timeout: Duration = 10
+    circuit_threshold: int = Field(5, ge=1)
+    circuit_cooldown: Duration = 30
+    auth: AuthConfig = AuthConfig()
+    outbox: OutboxConfig = OutboxConfig()
     services: dict[str, ServiceConfig] = {}
     endpoints: dict[str, EndpointConfig] = {}
 

@@ -204,10 +204,11 @@ class Engine:
         return removed
 
     async def status(self) -> dict[str, Any]:
-        health = await self.backend.health()
+        backend = await self.backend.status()
         uptime = int(self.clock() - self.started_at)
         return {
-            "backend": ", ".join(f"{k}: {v}" for k, v in health.items()) or "-",
+            "backend": ", ".join(f"{k}: {v}" for k, v in backend["services"].items()) or "-",
+            "queued": backend["queued"],
             "conversations": await self.store.count(),
             "uptime": f"{uptime // 3600}h {uptime % 3600 // 60}m {uptime % 60}s",
             "memory_mb": round(memory_mb(), 1),

@@ -12,6 +12,7 @@ from engine.backend import Backend
 from engine.config import load_settings
 from engine.events import Contact, Event
 from engine.loader import load_flows
+from engine.outbox import MemoryOutbox
 from engine.runtime import Engine
 from engine.storage import MemoryStore
 
@@ -69,7 +70,7 @@ def make_bot(
         flows,
         main_flow=main,
         store=MemoryStore(),
-        backend=Backend(SETTINGS.backend.endpoints, demo),
+        backend=Backend(SETTINGS.backend.endpoints, demo, MemoryOutbox()),
         channel=channel,
         expire_after=SETTINGS.expire_after,
         admin_ids=admins,

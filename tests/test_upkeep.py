@@ -38,5 +38,6 @@ async def test_upkeep_sweeps_idle_conversations_and_logs_memory_and_count() -> N
     assert await bot.engine.store.count() == 1
     assert any(line.startswith("sweep removed=1 ") for line in logged)
     assert any(
-        line.startswith("stats memory_mb=") and line.endswith("conversations=1") for line in logged
+        line.startswith("stats memory_mb=") and line.endswith("conversations=1 queued=0")
+        for line in logged
     )

@@ -22,6 +22,7 @@ from aiohttp import web
 from loguru import logger
 
 from adapters.app import build_engine
+from adapters.telegram import bot_token
 from adapters.telegram.channel import TelegramChannel
 from adapters.telegram.feed import UpdateFeed
 from adapters.telegram.polling import ALLOWED_UPDATES, poll
@@ -47,12 +48,7 @@ def make_bot(token: str, api_server: str | None, timeout: float) -> Bot:
 def serve(settings: Settings, environ: Mapping[str, str] | None = None) -> int:
     """Run the bot until SIGINT or SIGTERM; 0 on a clean stop."""
     environ = os.environ if environ is None else environ
-    token = environ.get("TELEGRAM_BOT_TOKEN", "").strip()
-    if not token:
-        raise ConfigError(
-            "TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and put "
-            "its token in the environment or in .env"
-        )
+    token = bot_token(environ)
     return asyncio.run(
         _serve(
             settings,
@@ -86,6 +82,7 @@ async def _serve(
                 sweep_every=settings.sweep_every,
                 stats_every=settings.stats_every,
                 stop=stop,
+                deliver_every=settings.backend.outbox.retry_every,
             )
         )
         if config.mode == "webhook":
