@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+import orjson
 
 
 @dataclass(slots=True)
@@ -39,10 +40,18 @@ class Conversation:
     parents: list[Frame] = field(default_factory=list)
 
     def dump(self) -> bytes:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode()
+        # Not dataclasses.asdict: it deep-copies `data` only for json to walk it again.
+        fields = {name: getattr(self, name) for name in _FIELDS}
+        fields["parents"] = [
+            {"flow": f.flow, "state": f.state, "data": f.data} for f in self.parents
+        ]
+        return orjson.dumps(fields)
 
     @classmethod
     def load(cls, blob: bytes | str) -> Conversation:
-        raw = json.loads(blob)
+        raw = orjson.loads(blob)
         raw["parents"] = [Frame(**frame) for frame in raw.get("parents", ())]
         return cls(**raw)
+
+
+_FIELDS = tuple(f.name for f in fields(Conversation))

@@ -69,8 +69,8 @@ def choose(
     `context` gives the template context, built only if a `when` needs it.
     """
     trigger = machine.events.get(kind)
-    if trigger is None:
-        return None
+    if trigger is None or not trigger.transitions.get(conversation.state):
+        return None  # nothing listens: skip the library's event machinery
     chosen: Choice = []
     trigger.trigger(conversation, event=event, chosen=chosen, context=context)
     return chosen[0] if chosen else None

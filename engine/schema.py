@@ -246,7 +246,7 @@ class FlowSpec(Spec):
     expire_after: Duration | None = None
     stale_buttons: Literal["refuse", "accept"] = "refuse"
     texts: dict[str, Text] = {}
-    lists: dict[str, list[Any]] = {}
+    lists: dict[str, list[Any] | dict[str, Any]] = {}
     global_: list[TransitionSpec] = Field([], alias="global")
     fallback: Text | None = None
     error: Text | None = None

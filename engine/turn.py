@@ -140,7 +140,10 @@ class Turn:
 
     def is_stale(self) -> bool:
         policy = self.state.stale_buttons or self.flow.stale_buttons
-        return policy == "refuse" and self.event.message_id != self.conversation.live_message_id
+        live = self.conversation.live_message_id
+        if live is None and (self.state.buttons or self.state.buttons_from):
+            return False  # sent, but its id was lost on the way back: the user has the buttons
+        return policy == "refuse" and self.event.message_id != live
 
     async def trigger(self, kind: str, event: Event | None) -> bool:
         source = self.conversation.state
@@ -422,11 +425,16 @@ class Turn:
 
     async def call_showing_typing(self, action: ActionSpec, params: dict[str, Any]) -> Any:
         """Call; if it is still running after TYPING_AFTER seconds, show the user we work."""
-        work = asyncio.ensure_future(self.call(action, params))
-        done, _ = await asyncio.wait({work}, timeout=TYPING_AFTER)
-        if not done:
-            await self.deliver(ShowTyping(self.conversation.chat_id))
-        return await work
+        loop = asyncio.get_running_loop()
+        typing = ShowTyping(self.conversation.chat_id)
+        timer = loop.call_later(
+            TYPING_AFTER,
+            lambda: self.engine.spawn(self.deliver(typing), self.log(), "show", "typing"),
+        )
+        try:
+            return await self.call(action, params)
+        finally:
+            timer.cancel()
 
     async def call(self, action: ActionSpec, params: dict[str, Any]) -> Any:
         if action.call is not None:
