@@ -14,6 +14,7 @@ from loguru import logger
 from adapters.demo_backend import DemoBackend
 from adapters.http.transport import build_transport
 from adapters.outbox import SqliteOutbox
+from adapters.stores import open_store
 from engine import custom
 from engine.actions import Channel
 from engine.backend import Backend
@@ -21,7 +22,6 @@ from engine.config import Settings
 from engine.errors import ConfigError
 from engine.loader import check_paths, load_flows
 from engine.runtime import Engine
-from engine.storage import open_store
 
 
 def load_actions(settings: Settings) -> None:
@@ -87,7 +87,7 @@ def build_engine(
     return Engine(
         flows,
         main_flow=settings.main_flow,
-        store=open_store(settings.storage),
+        store=open_store(settings.storage, settings.root),
         backend=backend or make_backend(settings),
         channel=channel,
         expire_after=settings.expire_after,

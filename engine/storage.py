@@ -55,12 +55,3 @@ class MemoryStore:
 
     async def close(self) -> None:
         return None
-
-
-def open_store(url: str) -> ConversationStore:
-    """The store named by `STORAGE_URL`; only `memory://` exists so far."""
-    if url.startswith("memory://"):
-        return MemoryStore()
-    from engine.errors import ConfigError
-
-    raise ConfigError(f"storage {url!r} is not supported yet; expected memory://")
