@@ -360,7 +360,10 @@ class _FlowChecker(_TextChecks):
                 key=True,
             )
         auto = [t for t in state.on if t.event == "auto"]
-        if not state.waits and not state.final and auto and all(t.when for t in auto):
+        # Automatic transitions run after entry, or after an answer or a list pick: if all
+        # are guarded and none holds, the user would hear nothing.
+        answers = not state.waits or state.expect is not None or state.buttons_from is not None
+        if answers and not state.final and auto and all(t.when for t in auto):
             self.report(
                 ("states", name),
                 f"state {name!r} can stop with nowhere to go: every automatic "

@@ -370,3 +370,13 @@ def test_a_broken_node_hides_only_the_mistakes_that_follow_from_it(settings: Set
     # `onn:` is reported; 'menu' is not also said to have no way out, nor 'done' unreached.
     problems = problems_of(settings, BROKEN / "on_misspelled.yaml")
     assert [p.message for p in problems] == ["unknown key 'onn' in state 'menu'"]
+
+
+def test_a_question_whose_every_next_step_is_guarded_is_reported(settings: Settings) -> None:
+    problems = problems_of(settings, BROKEN / "answer_goes_nowhere.yaml")
+
+    assert [str(p) for p in problems] == [
+        "tests/broken_flows/answer_goes_nowhere.yaml:5:3: error: state 'ask' can stop with "
+        "nowhere to go: every automatic transition has 'when' (hint: add a last transition "
+        "without 'when')"
+    ]
