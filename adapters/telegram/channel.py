@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -55,6 +56,7 @@ TEXT_LIMIT = 4096  # characters; Bot API, sendMessage.text
 MAX_ATTEMPTS = 5
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 10.0
+BURST_WINDOW = 1.0  # seconds; a chat's burst is counted within this window
 
 T = TypeVar("T")
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
@@ -67,8 +69,9 @@ class TelegramChannel:
         self.bot = bot
         self.config = config
         self._global = AsyncLimiter(config.global_per_second, 1)
-        self._chats: dict[int, tuple[AsyncLimiter, float]] = {}
+        self._chats: dict[int, _Pace] = {}
         self._answered: dict[str, asyncio.TimerHandle | None] = {}
+        self._late: set[asyncio.Task[None]] = set()
 
     async def deliver(self, action: Action) -> int | None:
         if isinstance(action, SendMessage):
@@ -89,15 +92,18 @@ class TelegramChannel:
         message_id = None
         for index, part in enumerate(parts):
             last = index == len(parts) - 1
-            await self._wait_turn(chat_id)
-            message = await self._call(
-                lambda part=part, last=last: self.bot.send_message(
-                    chat_id, part, reply_markup=markup if last else None
-                ),
-                chat_id=chat_id,
-                what="sendMessage",
-                repeatable=False,
-            )
+            pace = await self._wait_turn(chat_id)
+            try:
+                message = await self._call(
+                    lambda part=part, last=last: self.bot.send_message(
+                        chat_id, part, reply_markup=markup if last else None
+                    ),
+                    chat_id=chat_id,
+                    what="sendMessage",
+                    repeatable=False,
+                )
+            finally:
+                pace.answered()
             message_id = message.message_id if message is not None else None
         return message_id
 
@@ -131,11 +137,14 @@ class TelegramChannel:
     def answer_soon(self, callback_id: str) -> None:
         """Make sure a pressed button is answered within the configured time, whatever
         the engine is doing (a double tap may wait behind a slow backend call)."""
-        loop = asyncio.get_running_loop()
-        self._answered[callback_id] = loop.call_later(
-            self.config.answer_buttons_within,
-            lambda: loop.create_task(self.answer(callback_id, None)),
+        self._answered[callback_id] = asyncio.get_running_loop().call_later(
+            self.config.answer_buttons_within, self._answer_late, callback_id
         )
+
+    def _answer_late(self, callback_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self.answer(callback_id, None))
+        self._late.add(task)  # a task nobody holds may be collected before it is done
+        task.add_done_callback(self._late.discard)
 
     async def answer(self, callback_id: str, notice: str | None) -> None:
         handle = self._answered.get(callback_id, False)
@@ -154,23 +163,18 @@ class TelegramChannel:
 
     # -- limits and retries -------------------------------------------------------------
 
-    async def _wait_turn(self, chat_id: int) -> None:
+    async def _wait_turn(self, chat_id: int) -> _Pace:
         """About one message a second per chat (bursts allowed), 30 a second overall."""
-        now = time.monotonic()
-        limiter = self._chats.get(chat_id)
-        if limiter is None:
+        pace = self._chats.get(chat_id)
+        if pace is None:
             if len(self._chats) > 10_000:
-                self._chats = {k: v for k, v in self._chats.items() if now - v[1] < 60}
+                now = time.monotonic()
+                self._chats = {k: v for k, v in self._chats.items() if now - v.used < 60}
             config = self.config
-            limiter = (
-                AsyncLimiter(
-                    config.per_chat_burst, config.per_chat_burst / config.per_chat_per_second
-                ),
-                now,
-            )
-        self._chats[chat_id] = (limiter[0], now)
-        await limiter[0].acquire()
+            pace = self._chats[chat_id] = _Pace(config.per_chat_burst, config.per_chat_per_second)
+        await pace.turn()
         await self._global.acquire()
+        return pace
 
     async def _call(
         self, make: Callable[[], Awaitable[T]], *, chat_id: int, what: str, repeatable: bool
@@ -218,25 +222,56 @@ class TelegramChannel:
             logger.debug("Telegram call failed and is not retried: {}", exc)
 
 
+class _Pace:
+    """One chat's sends: about `per_second` a second in bursts of at most `burst`.
+
+    The bucket alone counts from when sends leave; Telegram counts from when they
+    arrive, a little later for some than for others. So a send also waits a second
+    after the answer to the send `burst` places before it: it then arrives more than
+    a second after that one did, and no second at Telegram holds more than `burst`.
+    """
+
+    __slots__ = ("_answers", "_bucket", "used")
+
+    def __init__(self, burst: int, per_second: float) -> None:
+        self._bucket = AsyncLimiter(burst, burst / per_second)
+        self._answers: deque[float] = deque(maxlen=burst)
+        self.used = time.monotonic()
+
+    async def turn(self) -> None:
+        self.used = time.monotonic()
+        await self._bucket.acquire()
+        if len(self._answers) == self._answers.maxlen:
+            wait = self._answers[0] + BURST_WINDOW - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+
+    def answered(self) -> None:
+        self._answers.append(time.monotonic())
+
+
 def _backoff(attempt: int) -> float:
     return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
 
 def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """Parts of at most `limit` characters, cut at a blank line, a line end or a space."""
+    """Parts of at most `limit` characters, each cut at the last blank line, else line end,
+    else space in the second half of its allowed length; mid-word only when there is none."""
     parts: list[str] = []
     while len(text) > limit:
-        window = text[:limit]
-        cut = (
-            max(window.rfind("\n\n"), 0)
-            or max(window.rfind("\n"), 0)
-            or max(window.rfind(" "), 0)
-            or limit
-        )
+        cut = _cut(text, limit)
         parts.append(text[:cut].rstrip())
         text = text[cut:].lstrip()
     parts.append(text)
     return [part for part in parts if part] or [""]
+
+
+def _cut(text: str, limit: int) -> int:
+    for separator in ("\n\n", "\n", " "):
+        at = text.rfind(separator, limit // 2, limit + 1)
+        if at > 0:
+            return at
+    return limit
 
 
 def _markup(action: SendMessage) -> Markup:

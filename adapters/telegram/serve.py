@@ -7,13 +7,16 @@ import contextlib
 import os
 import secrets
 import signal
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
+from typing import TypeVar
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     TelegramNetworkError,
+    TelegramRetryAfter,
     TelegramServerError,
     TelegramUnauthorizedError,
 )
@@ -33,6 +36,8 @@ from engine.render import render_text
 from engine.runtime import Engine
 from engine.schema import FlowSpec
 from engine.upkeep import run_upkeep
+
+T = TypeVar("T")
 
 
 class TokenRefused(ConfigError):
@@ -88,9 +93,10 @@ async def _serve(
         if config.mode == "webhook":
             await _serve_webhook(bot, feed, settings, secret or secrets.token_urlsafe(32), stop)
         else:
-            await bot.delete_webhook(drop_pending_updates=False)
-            logger.info("serving by long polling")
-            await poll(bot, feed.accept, timeout=config.poll_timeout, stop=stop)
+            unhook = partial(bot.delete_webhook, drop_pending_updates=False)
+            if await patiently(unhook, "deleteWebhook", stop) is not None:
+                logger.info("serving by long polling")
+                await poll(bot, feed.accept, timeout=config.poll_timeout, stop=stop)
 
         logger.info("stopping: finishing updates in progress")
         await feed.drain(config.shutdown_grace)
@@ -109,29 +115,41 @@ async def _introduce(bot: Bot, engine: Engine, stop: asyncio.Event) -> bool:
 
     Telegram out of reach is waited for (until a stop); a refused token ends the run.
     """
-    while True:
-        try:
-            me = await bot.get_me()
-            break
-        except TelegramUnauthorizedError as exc:
-            raise TokenRefused(
-                "Telegram refused TELEGRAM_BOT_TOKEN (401 Unauthorized): check it with @BotFather"
-            ) from exc
-        except (TelegramNetworkError, TelegramServerError) as exc:
-            logger.warning("cannot reach the Bot API ({}); trying again in 2s", exc.message)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=2)
-            if stop.is_set():
-                return False
+    try:
+        me = await patiently(bot.get_me, "getMe", stop)
+    except TelegramUnauthorizedError as exc:
+        raise TokenRefused(
+            "Telegram refused TELEGRAM_BOT_TOKEN (401 Unauthorized): check it with @BotFather"
+        ) from exc
+    if me is None:
+        return False
     logger.info("connected to Telegram as @{} (id {})", me.username, me.id)
     flow = engine.flows[engine.main_flow]
-    for index, language in enumerate(flow.languages):
-        commands = command_menu(flow, language)
-        await bot.set_my_commands(commands, language_code=language)
-        if index == 0:
-            await bot.set_my_commands(commands)
+    menus = [(language, {"language_code": language}) for language in flow.languages]
+    menus.append((flow.languages[0], {}))  # everyone else: the first language
+    for language, scope in menus:
+        call = partial(bot.set_my_commands, command_menu(flow, language), **scope)
+        if await patiently(call, "setMyCommands", stop) is None:
+            return False
     logger.info("command menu set in {}", ", ".join(flow.languages))
     return True
+
+
+async def patiently(make: Callable[[], Awaitable[T]], what: str, stop: asyncio.Event) -> T | None:
+    """A call made while starting, repeated while Telegram is out of reach, failing or asking
+    to wait (backing off up to 30 s); None when a stop comes first. Other refusals raise."""
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            return await make()
+        except TelegramRetryAfter as exc:
+            wait, reason = float(exc.retry_after), exc.message
+        except (TelegramNetworkError, TelegramServerError) as exc:
+            wait, reason, delay = delay, exc.message, min(delay * 2, 30.0)
+        logger.warning("{} failed ({}); trying again in {:.0f}s", what, reason, wait)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=wait)
+    return None
 
 
 def command_menu(flow: FlowSpec, language: str) -> list[BotCommand]:
@@ -166,9 +184,12 @@ async def _serve_webhook(
     site = web.TCPSite(runner, hook.host, hook.port)
     await site.start()
     try:
-        await bot.set_webhook(hook.url, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
-        logger.info("serving by webhook on {}:{}{}", hook.host, hook.port, hook.path)
-        await stop.wait()
+        hook_up = partial(
+            bot.set_webhook, hook.url, secret_token=secret, allowed_updates=ALLOWED_UPDATES
+        )
+        if await patiently(hook_up, "setWebhook", stop) is not None:
+            logger.info("serving by webhook on {}:{}{}", hook.host, hook.port, hook.path)
+            await stop.wait()
     finally:
         await runner.cleanup()
 
