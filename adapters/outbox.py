@@ -9,6 +9,7 @@ from typing import Any
 
 import aiosqlite
 
+from adapters.sqlite import open_sqlite
 from engine.outbox import Parcel
 
 SCHEMA = """
@@ -34,10 +35,7 @@ class SqliteOutbox:
 
     async def _connection(self) -> aiosqlite.Connection:
         if self._db is None:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = await aiosqlite.connect(self.path)
-            await self._db.execute("PRAGMA journal_mode=WAL")
+            self._db = await open_sqlite(self.path)
             await self._db.execute(SCHEMA)
             await self._db.commit()
         return self._db

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 import aiosqlite
 import redis.asyncio as redis_asyncio
 
+from adapters.sqlite import open_sqlite
 from engine.conversation import Conversation
 from engine.errors import ConfigError
 from engine.storage import ConversationStore, MemoryStore
@@ -36,10 +37,7 @@ class SqliteStore:
 
     async def _connection(self) -> aiosqlite.Connection:
         if self._db is None:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = await aiosqlite.connect(self.path)
-            await self._db.execute("PRAGMA journal_mode=WAL")
+            self._db = await open_sqlite(self.path)
             await self._db.execute("PRAGMA synchronous=NORMAL")
             await self._db.executescript(SQLITE_SCHEMA)
             await self._db.commit()
