@@ -19,6 +19,7 @@ from engine.custom import ActionContext, run_action
 from engine.errors import ConversationError, RecipientGone
 from engine.events import Event
 from engine.inputs import judge
+from engine.logs import debug_enabled
 from engine.machine import choose, matches
 from engine.render import (
     ITEM_PREFIX,
@@ -81,6 +82,11 @@ class Turn:
         c = self.conversation
         return logger.bind(chat=c.chat_id, flow=c.flow, state=c.state, step=c.step)
 
+    def debug(self, message: str, *args: Any) -> None:
+        """A DEBUG line with the conversation's fields, built only when a sink takes it."""
+        if debug_enabled():
+            self.log().debug(message, *args)
+
     async def deliver(self, action: Action) -> int | None:
         return await self.engine.channel.deliver(action)
 
@@ -105,7 +111,7 @@ class Turn:
         if event.kind == "button":
             if self.is_stale():
                 await self.answer(self.stale_notice())
-                self.log().debug(
+                self.debug(
                     "stale button refused message={} live={}",
                     event.message_id,
                     self.conversation.live_message_id,
@@ -133,7 +139,7 @@ class Turn:
         if state.expect and self.event.kind in ("text", "contact", "media"):
             return await self.take_answer(state)
         if self.event.kind == "button":
-            self.log().debug("unknown button value={} ignored", self.event.value)
+            self.debug("unknown button value={} ignored", self.event.value)
             return False
         await self.refuse(state.fallback)
         return True
@@ -151,7 +157,7 @@ class Turn:
         transition = choose(machine, self.conversation, kind, event, self.context)
         if transition is None:
             return False
-        self.log().debug("transition {} -> {} on {}", source, transition.go or "(stay)", kind)
+        self.debug("transition {} -> {} on {}", source, transition.go or "(stay)", kind)
         await self.take(source, transition)
         return True
 
@@ -165,7 +171,7 @@ class Turn:
             flow = self.engine.flows[frames[depth].flow]
             for transition in flow.global_:
                 if self.global_fits(transition, flow, frames[depth].data):
-                    self.log().debug(
+                    self.debug(
                         "global {} of flow {}",
                         transition.command or transition.button or transition.text,
                         flow.flow,
@@ -200,7 +206,7 @@ class Turn:
         assert expect is not None
         verdict = judge(expect, self.event)
         if not verdict.ok:
-            self.log().debug("answer refused reason={}", verdict.reason)
+            self.debug("answer refused reason={}", verdict.reason)
             await self.refuse(expect.errors.get(verdict.reason) or expect.error or state.fallback)
             return True
         self.keep(expect.save_as, verdict.value)
@@ -303,7 +309,7 @@ class Turn:
         conversation.state, conversation.page = name, 0
         conversation.step += 1
         state = self.state
-        self.log().debug("enter state")
+        self.debug("enter state")
 
         if state.flow is not None:
             await self.start_subflow(state)
@@ -413,7 +419,7 @@ class Turn:
             raise
         except Exception as exc:
             return self.failed(action, exc)
-        self.log().debug(
+        self.debug(
             "{} {} done ms={:.1f}",
             verb,
             action.call or action.run,
