@@ -13,7 +13,7 @@ from adapters.telegram import bot_token
 from engine.config import load_settings
 from engine.errors import FlowError, FlowgramError
 from engine.logs import setup_logging
-from engine.upkeep import run_upkeep
+from engine.upkeep import start_upkeep
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,15 +82,7 @@ def _chat(settings, args) -> int:
 
     async def session() -> None:
         stop = asyncio.Event()
-        upkeep = asyncio.create_task(
-            run_upkeep(
-                engine,
-                sweep_every=settings.sweep_every,
-                stats_every=settings.stats_every,
-                stop=stop,
-                deliver_every=settings.backend.outbox.retry_every,
-            )
-        )
+        upkeep = start_upkeep(engine, settings, stop)
         try:
             await terminal.chat(engine.handle, user, sys.stdin, sys.stdout, echo=piped)
             await engine.drain()

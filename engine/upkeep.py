@@ -7,6 +7,7 @@ import contextlib
 
 from loguru import logger
 
+from engine.config import Settings
 from engine.runtime import Engine, memory_mb
 
 MAX_TIMER_NAP = 1.0  # seconds; a timer scheduled meanwhile is noticed within this
@@ -44,6 +45,19 @@ async def run_upkeep(
         nap = min(max(due - engine.clock(), 0.01), MAX_TIMER_NAP)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=nap)
+
+
+def start_upkeep(engine: Engine, settings: Settings, stop: asyncio.Event) -> asyncio.Task[None]:
+    """The upkeep loop as a task, on the periods config.yaml gives."""
+    return asyncio.create_task(
+        run_upkeep(
+            engine,
+            sweep_every=settings.sweep_every,
+            stats_every=settings.stats_every,
+            stop=stop,
+            deliver_every=settings.backend.outbox.retry_every,
+        )
+    )
 
 
 async def _deliver(engine: Engine) -> None:

@@ -8,7 +8,7 @@ from engine import custom
 from engine.actions import AnswerButton, EditMessage, SendMessage
 from engine.conversation import Conversation
 from engine.events import Contact, Event
-from tests.helpers import ROOT, command, make_bot, press, text
+from tests.helpers import ROOT, Bot, command, make_bot, press, text
 
 FOUND = "12345678901234"
 
@@ -18,6 +18,15 @@ async def register_until_pinfl(bot, chat: int) -> None:
     message_id, _ = bot.last_buttons()
     await bot.engine.handle(press(chat, message_id, "uz"))
     bot.said()
+
+
+async def features_bot(chat: int) -> tuple[Bot, int]:
+    """The small test flow of engine features, started; its first message's id."""
+    custom.REGISTRY["explode"] = lambda context: 1 / 0
+    bot = make_bot(ROOT / "tests" / "flows", main="features")
+    await bot.engine.handle(command(chat, "/start"))
+    message_id, _ = bot.last_buttons()
+    return bot, message_id
 
 
 async def test_a_slow_backend_call_for_one_user_blocks_nobody_else() -> None:
@@ -65,10 +74,7 @@ async def test_what_a_user_types_is_never_evaluated_as_a_template() -> None:
 
 
 async def test_a_failing_custom_action_keeps_the_last_good_state_and_says_so() -> None:
-    custom.REGISTRY["explode"] = lambda context: 1 / 0
-    bot = make_bot(ROOT / "tests" / "flows", main="features")
-    await bot.engine.handle(command(9, "/start"))
-    message_id, _ = bot.last_buttons()
+    bot, message_id = await features_bot(9)
     await bot.engine.handle(press(9, message_id, "ask"))
     bot.said()
 
@@ -79,10 +85,7 @@ async def test_a_failing_custom_action_keeps_the_last_good_state_and_says_so() -
 
 
 async def test_a_failing_template_keeps_the_last_good_state() -> None:
-    custom.REGISTRY["explode"] = lambda context: 1 / 0
-    bot = make_bot(ROOT / "tests" / "flows", main="features")
-    await bot.engine.handle(command(9, "/start"))
-    message_id, _ = bot.last_buttons()
+    bot, message_id = await features_bot(9)
 
     await bot.engine.handle(press(9, message_id, "broken"))
 
@@ -93,10 +96,7 @@ async def test_a_failing_template_keeps_the_last_good_state() -> None:
 
 
 async def test_a_delayed_transition_fires_after_its_time_and_not_after_leaving() -> None:
-    custom.REGISTRY["explode"] = lambda context: 1 / 0
-    bot = make_bot(ROOT / "tests" / "flows", main="features")
-    await bot.engine.handle(command(3, "/start"))
-    message_id, _ = bot.last_buttons()
+    bot, message_id = await features_bot(3)
     await bot.engine.handle(press(3, message_id, "wait"))
     bot.said()
 
@@ -118,10 +118,7 @@ async def test_a_delayed_transition_fires_after_its_time_and_not_after_leaving()
 
 
 async def test_go_back_returns_to_the_previous_question() -> None:
-    custom.REGISTRY["explode"] = lambda context: 1 / 0
-    bot = make_bot(ROOT / "tests" / "flows", main="features")
-    await bot.engine.handle(command(4, "/start"))
-    message_id, _ = bot.last_buttons()
+    bot, message_id = await features_bot(4)
     await bot.engine.handle(press(4, message_id, "wait"))
     message_id, _ = bot.last_buttons()
     await bot.engine.handle(press(4, message_id, "stay"))
@@ -134,10 +131,7 @@ async def test_go_back_returns_to_the_previous_question() -> None:
 
 
 async def test_list_buttons_fit_telegrams_64_bytes_whatever_the_labels() -> None:
-    custom.REGISTRY["explode"] = lambda context: 1 / 0
-    bot = make_bot(ROOT / "tests" / "flows", main="features")
-    await bot.engine.handle(command(6, "/start"))
-    message_id, _ = bot.last_buttons()
+    bot, message_id = await features_bot(6)
     await bot.engine.handle(press(6, message_id, "long"))
     message_id, buttons = bot.last_buttons()
     assert all(len(b.data.encode()) <= 64 for b in buttons)
@@ -224,10 +218,7 @@ async def test_a_contact_card_of_someone_not_on_telegram_is_not_taken_as_ones_ow
 
 
 async def test_a_number_answer_refuses_nan_infinity_and_underscores() -> None:
-    custom.REGISTRY["explode"] = lambda context: 1 / 0
-    bot = make_bot(ROOT / "tests" / "flows", main="features")
-    await bot.engine.handle(command(7, "/start"))
-    message_id, _ = bot.last_buttons()
+    bot, message_id = await features_bot(7)
     await bot.engine.handle(press(7, message_id, "ask"))
 
     for answer in ("nan", "inf", "1_0", "-5"):

@@ -35,7 +35,7 @@ from engine.errors import ConfigError
 from engine.render import render_text
 from engine.runtime import Engine
 from engine.schema import FlowSpec
-from engine.upkeep import run_upkeep
+from engine.upkeep import start_upkeep
 
 T = TypeVar("T")
 
@@ -81,15 +81,7 @@ async def _serve(
             private_only_text=config.private_only_text,
             max_in_flight=config.max_in_flight,
         )
-        upkeep = asyncio.create_task(
-            run_upkeep(
-                engine,
-                sweep_every=settings.sweep_every,
-                stats_every=settings.stats_every,
-                stop=stop,
-                deliver_every=settings.backend.outbox.retry_every,
-            )
-        )
+        upkeep = start_upkeep(engine, settings, stop)
         if config.mode == "webhook":
             await _serve_webhook(bot, feed, settings, secret or secrets.token_urlsafe(32), stop)
         else:
