@@ -48,6 +48,10 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._probe_out = False
 
+    def rejects_now(self) -> bool:
+        """Would a call fail fast right now? (Open and cooling down; no state changes.)"""
+        return self.state is Circuit.OPEN and self.clock() - self._opened_at < self.cooldown
+
     def admit(self) -> None:
         """Let a call through, or raise CircuitOpen; call `success`/`failure` after it."""
         if self.state is Circuit.OPEN:
