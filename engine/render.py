@@ -101,11 +101,11 @@ def _data_rows(
     pages = max(1, -(-len(items) // size))
     page = min(max(page, 0), pages - 1)
     label = template(spec.label)
-    shown = [
-        Button(label.render({**context, "item": item}), f"{ITEM_PREFIX}{index}")
-        for index, item in enumerate(items)
-        if page * size <= index < (page + 1) * size
-    ]
+    scope = dict(context)  # one copy for the page, `item` replaced in it for each button
+    shown = []
+    for index in range(page * size, min((page + 1) * size, len(items))):
+        scope["item"] = items[index]
+        shown.append(Button(label.render(scope), f"{ITEM_PREFIX}{index}"))
     rows = _rows(shown, spec.columns)
     if pages > 1:
         paging = []

@@ -214,6 +214,9 @@ class Condition:
 
 
 def _localize_plain(value: Any, context: Mapping[str, Any], keep_none: bool = False) -> Any:
+    kind = type(value)
+    if kind is str or kind is int:  # the commonest values, settled without ABC checks
+        return value
     if isinstance(value, Mapping) and context.get("language") in value:
         return value[context["language"]]
     if value is None or isinstance(value, Undefined):
