@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from adapters import terminal
-from adapters.app import build_engine, check
+from adapters.app import build_engine, check, log_backend_health
 from adapters.telegram import bot_token
 from engine.config import load_settings
 from engine.errors import FlowError, FlowgramError
@@ -82,6 +82,8 @@ def _chat(settings, args) -> int:
 
     async def session() -> None:
         stop = asyncio.Event()
+        if not piped:
+            await log_backend_health(engine.backend)
         upkeep = start_upkeep(engine, settings, stop)
         try:
             await terminal.chat(engine.handle, user, sys.stdin, sys.stdout, echo=piped)

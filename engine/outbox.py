@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 
@@ -64,7 +64,8 @@ class MemoryOutbox:
         self._state[parcel.key] = "refused"
 
     async def attempted(self, parcel: Parcel) -> None:
-        return None
+        kept = self._parcels[parcel.key]
+        self._parcels[parcel.key] = replace(kept, attempts=kept.attempts + 1)
 
     async def depth(self) -> int:
         return sum(1 for state in self._state.values() if state == "queued")

@@ -76,10 +76,10 @@ class TokenKeeper:
             self.refreshes += 1
             self.access = body["access"]
             self.refresh = body.get("refresh") or self.refresh
-            logger.info("registry token refreshed")
+            logger.info("refreshed the registry's access token")
             self._save()
             return True
-        logger.info("registry refused the refresh token (status {}); logging in again", status)
+        logger.info("the registry refused to refresh (status {}); logging in again", status)
         return False
 
     async def _login(self) -> None:
@@ -101,7 +101,7 @@ class TokenKeeper:
             saved = json.loads(self._file.read_text(encoding="utf-8"))
             self.access, self.refresh = saved.get("access"), saved.get("refresh")
         except (OSError, ValueError):
-            logger.warning("token file {} unreadable; logging in afresh", self._file)
+            logger.warning("the saved tokens in {} are unreadable; logging in afresh", self._file)
 
     def _save(self) -> None:
         if self._file is None:

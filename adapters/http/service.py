@@ -1,11 +1,12 @@
 """One backend service over HTTP: pooled, capped, retried, guarded by its circuit breaker.
 
-A request goes: wait for one of `max_in_flight` slots (bounded wait) -> the breaker
-admits it or fails fast -> httpx sends it on a pooled keep-alive connection ->
-401 on a protected call renews the token once -> connection errors, timeouts,
-5xx, 408 and 429 are retried with exponential backoff and jitter (stamina,
-bounded; 429's Retry-After honoured) when the request is safe to repeat: not a
-POST, or a POST carrying an idempotency key. Other 4xx are answers, not failures.
+Each attempt of a request: wait for one of `max_in_flight` slots (bounded wait) -> the
+breaker admits it or fails fast -> httpx sends it on a pooled keep-alive connection, in a
+task that a cancelled caller leaves to finish (httpcore leaks pool connections when a
+request is cancelled inside it) -> 401 on a protected call renews the token once ->
+connection errors, timeouts, 5xx, 408 and 429 are retried with exponential backoff and
+jitter (stamina, bounded; 429's Retry-After honoured) when the request is safe to repeat:
+not a POST, or a POST carrying an idempotency key. Other 4xx are answers, not failures.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 import stamina
+import stamina.instrumentation
 from loguru import logger
 
 from adapters.http.auth import TokenKeeper
@@ -25,6 +27,10 @@ from engine.errors import BackendError, BackendUnavailable
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MALFORMED = object()
+
+# Each retry is logged here, through loguru, at WARNING; stamina's own hook would add a bare
+# "stamina.retry_scheduled" line through the standard library (not JSON in production).
+stamina.instrumentation.set_on_retry_hooks([])
 
 
 class _Retryable(Exception):
@@ -61,6 +67,7 @@ class ServiceClient:
         self.breaker = breaker or CircuitBreaker(name)
         self.tokens = tokens
         self._slots = asyncio.Semaphore(max_in_flight)
+        self._exchanges: set[asyncio.Future[httpx.Response]] = set()
         self.http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(timeout),
@@ -81,25 +88,11 @@ class ServiceClient:
         key: str | None = None,
     ) -> tuple[int, Any]:
         """(status, decoded body). BackendUnavailable when the service could not answer."""
-        try:
-            await asyncio.wait_for(self._slots.acquire(), timeout=self.queue_timeout)
-        except TimeoutError:
-            raise BackendUnavailable(
-                f"{self.name} {method} {path}",
-                f"no free slot after {self.queue_timeout:g}s: too many requests waiting",
-            ) from None
-        try:
-            return await self._with_retries(
-                method,
-                path,
-                query,
-                body,
-                token,
-                retry and (method != "POST" or key is not None),
-                key,
-            )
-        finally:
-            self._slots.release()
+        if self.breaker.rejects_now():
+            raise BackendUnavailable(f"{self.name} {method} {path}", f"{self.name}: circuit open")
+        return await self._with_retries(
+            method, path, query, body, token, retry and (method != "POST" or key is not None), key
+        )
 
     async def _with_retries(
         self,
@@ -142,12 +135,30 @@ class ServiceClient:
         attempt: int,
     ) -> tuple[int, Any]:
         try:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for makes a Task per request.
+            async with asyncio.timeout(self.queue_timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise BackendUnavailable(
+                f"{self.name} {method} {path}",
+                f"no free slot after {self.queue_timeout:g}s: too many requests waiting",
+            ) from None
+        try:
             self.breaker.admit()
         except CircuitOpen as exc:
+            self._slots.release()
             raise BackendUnavailable(f"{self.name} {method} {path}", str(exc)) from exc
         started = time.perf_counter()
+        # The exchange is a task of its own, which keeps the slot until it ends: a cancelled
+        # caller stops waiting at once, but the request is never cancelled inside httpcore,
+        # whose pool then keeps connections no request owns (encode/httpcore#1093).
+        exchange = asyncio.ensure_future(
+            self._send(method, path, query, body, token, key, attempt)
+        )
+        self._exchanges.add(exchange)
+        exchange.add_done_callback(self._exchange_ended)
         try:
-            response = await self._send(method, path, query, body, token, key)
+            response = await asyncio.shield(exchange)
         except (httpx.TimeoutException, httpx.TransportError) as exc:
             self.breaker.failure()
             self._log_failure(method, path, type(exc).__name__, started, attempt)
@@ -158,16 +169,25 @@ class ServiceClient:
         return self._judge(method, path, response, started, attempt)
 
     async def _send(
-        self, method: str, path: str, query: Any, body: Any, token: bool, key: str | None
+        self,
+        method: str,
+        path: str,
+        query: Any,
+        body: Any,
+        token: bool,
+        key: str | None,
+        attempt: int,
     ) -> httpx.Response:
         headers = {"Idempotency-Key": key} if key else {}
         bearer = await self.tokens.token() if token and self.tokens else None
         if bearer:
             headers["Authorization"] = f"Bearer {bearer}"
+        started = time.perf_counter()
         response = await self.http.request(
             method, path, params=query or None, json=body, headers=headers
         )
         if response.status_code == 401 and bearer and self.tokens:
+            _log_request(self.name, method, path, 401, started, attempt)
             headers["Authorization"] = f"Bearer {await self.tokens.renew(bearer)}"
             response = await self.http.request(
                 method, path, params=query or None, json=body, headers=headers
@@ -178,10 +198,7 @@ class ServiceClient:
         self, method: str, path: str, response: httpx.Response, started: float, attempt: int
     ) -> tuple[int, Any]:
         status = response.status_code
-        elapsed = (time.perf_counter() - started) * 1000
-        logger.debug(
-            "{} {} {} {} ms={:.0f} attempt={}", self.name, method, path, status, elapsed, attempt
-        )
+        _log_request(self.name, method, path, status, started, attempt)
         if status in RETRYABLE_STATUSES:
             self.breaker.failure()
             self._log_failure(method, path, f"status {status}", started, attempt)
@@ -213,8 +230,27 @@ class ServiceClient:
             attempt,
         )
 
+    def _exchange_ended(self, exchange: asyncio.Future[httpx.Response]) -> None:
+        self._exchanges.discard(exchange)
+        self._slots.release()
+        if not exchange.cancelled():
+            exchange.exception()  # seen: its caller may have stopped waiting for it
+
     async def close(self) -> None:
+        for exchange in list(self._exchanges):
+            exchange.cancel()
+        await asyncio.gather(*self._exchanges, return_exceptions=True)
         await self.http.aclose()
+
+
+def _log_request(
+    service: str, method: str, path: str, status: int, started: float, attempt: int
+) -> None:
+    """The one DEBUG line of every request that was answered."""
+    elapsed = (time.perf_counter() - started) * 1000
+    logger.debug(
+        "{} {} {} status={} ms={:.0f} attempt={}", service, method, path, status, elapsed, attempt
+    )
 
 
 def _decode(response: httpx.Response) -> Any:

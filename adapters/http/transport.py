@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,7 +11,7 @@ from loguru import logger
 
 from adapters.http.auth import TokenKeeper
 from adapters.http.breaker import CircuitBreaker
-from adapters.http.service import ServiceClient, _decode
+from adapters.http.service import ServiceClient, _decode, _log_request
 from engine.config import BackendConfig
 from engine.errors import BackendError, BackendUnavailable
 
@@ -101,10 +102,13 @@ def build_transport(config: BackendConfig, environ: Mapping[str, str]) -> HttpTr
 
 def _poster(client: ServiceClient):
     async def post(path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        started = time.perf_counter()
         try:
             response = await client.http.post(path, json=body)
         except httpx.HTTPError as exc:
+            logger.warning("{} POST {} failed ({})", client.name, path, type(exc).__name__)
             raise BackendUnavailable(f"{client.name} POST {path}", type(exc).__name__) from exc
+        _log_request(client.name, "POST", path, response.status_code, started, 1)
         return response.status_code, _decode(response)
 
     return post

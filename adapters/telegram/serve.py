@@ -24,7 +24,7 @@ from aiogram.types import BotCommand
 from aiohttp import web
 from loguru import logger
 
-from adapters.app import build_engine
+from adapters.app import build_engine, log_backend_health
 from adapters.telegram import bot_token
 from adapters.telegram.channel import TelegramChannel
 from adapters.telegram.feed import UpdateFeed
@@ -73,6 +73,7 @@ async def _serve(
         stop = _stop_on_signals()
         channel = TelegramChannel(bot, config)
         engine = build_engine(settings, channel)
+        await log_backend_health(engine.backend)
         if not await _introduce(bot, engine, stop):
             return 0
         feed = UpdateFeed(
