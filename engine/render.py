@@ -33,7 +33,7 @@ def condition(source: str) -> Condition:
 
 def text_source(text: Any, flow: FlowSpec, language: str) -> str:
     """The template source of a text in a language: inline, shared (`@name`) or neutral."""
-    if isinstance(text, Mapping):
+    if type(text) is dict:  # flow texts are plain dicts: no ABC check on the hot path
         return text.get(language) or next(iter(text.values()))
     if text.startswith("@"):
         return text_source(flow.texts[text[1:]], flow, language)
@@ -46,11 +46,12 @@ def render_text(text: Any, flow: FlowSpec, context: Mapping[str, Any]) -> str:
 
 def value_of(raw: Any, context: Mapping[str, Any]) -> Any:
     """A `set`/`with` value: templates rendered, single expressions kept native, recursively."""
-    if isinstance(raw, str):
+    kind = type(raw)
+    if kind is str:
         return template(raw).value(context)
-    if isinstance(raw, Mapping):
+    if kind is dict:
         return {key: value_of(item, context) for key, item in raw.items()}
-    if isinstance(raw, list):
+    if kind is list:
         return [value_of(item, context) for item in raw]
     return raw
 
@@ -61,11 +62,7 @@ def params_of(raw: dict[str, Any], context: Mapping[str, Any]) -> dict[str, Any]
     params = {}
     for key, item in raw.items():
         value = value_of(item, context)
-        if (
-            isinstance(item, str)
-            and isinstance(value, int | float)
-            and not isinstance(value, bool)
-        ):
+        if type(item) is str and type(value) in (int, float):
             value = str(value)
         params[key] = value
     return params

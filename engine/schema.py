@@ -9,6 +9,7 @@ in `engine.checker`.
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -121,7 +122,7 @@ class ExpectSpec(Spec):
     error: Text | None = None
     errors: dict[Reason, Text] = {}
 
-    @property
+    @cached_property  # models are frozen: computed once, read on every event
     def kinds(self) -> tuple[str, ...]:
         return (self.input,) if isinstance(self.input, str) else tuple(self.input)
 
@@ -150,7 +151,7 @@ class ActionSpec(Spec):
             raise ValueError(f"'{verbs[0]}' takes no with, save_as or on_failure")
         return self
 
-    @property
+    @cached_property
     def verb(self) -> str:
         return next(v for v in ("set", "unset", "call", "run") if getattr(self, v) is not None)
 
@@ -191,7 +192,7 @@ class TransitionSpec(Spec):
             )
         return command
 
-    @property
+    @cached_property
     def event(self) -> str:
         for name, kind in (
             ("button", "button"),
@@ -224,7 +225,7 @@ class StateSpec(Spec):
     final: bool = False
     result: dict[str, Any] | None = None
 
-    @property
+    @cached_property
     def waits(self) -> bool:
         """True when the state stops for the user (or a timer) before moving on."""
         return bool(
