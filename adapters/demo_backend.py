@@ -133,8 +133,10 @@ class DemoBackend:
         if service in self.down:
             return 503, {"detail": "Service unavailable (demo outage)"}
         for route_service, route_method, pattern, handler in self._routes:
+            if route_service != service or route_method != method:
+                continue
             match = re.fullmatch(pattern, path)
-            if route_service == service and route_method == method and match:
+            if match:
                 return handler(query=query, body=body or {}, **match.groupdict())
         logger.warning(
             "demo backend has no route service={} method={} path={}", service, method, path
