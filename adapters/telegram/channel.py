@@ -250,18 +250,20 @@ class _Pace:
     a second after that one did, and no second at Telegram holds more than `burst`.
     """
 
-    __slots__ = ("_answers", "_bucket", "used")
+    __slots__ = ("_answers", "_bucket", "_window", "used")
 
     def __init__(self, burst: int, per_second: float) -> None:
         self._bucket = AsyncLimiter(burst, burst / per_second)
         self._answers: deque[float] = deque(maxlen=burst)
+        # Telegram's second, unless the configured pace is looser than a burst a second.
+        self._window = min(BURST_WINDOW, burst / per_second)
         self.used = time.monotonic()
 
     async def turn(self) -> None:
         self.used = time.monotonic()
         await self._bucket.acquire()
         if len(self._answers) == self._answers.maxlen:
-            wait = self._answers[0] + BURST_WINDOW - time.monotonic()
+            wait = self._answers[0] + self._window - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
 
