@@ -45,6 +45,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.signal import Signal as _Signal
+
 JsonDict = dict[str, Any]
 Clock = Callable[[], float]
 PathPattern = str | re.Pattern[str]
@@ -83,26 +85,6 @@ DEFAULT_DIRECTIONS: list[JsonDict] = [
         start=1,
     )
 ]
-
-
-class _Signal:
-    """Wakes every waiter on each state change; waits are bounded and event-driven."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
-
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
-        try:
-            async with asyncio.timeout(timeout):
-                while not predicate():
-                    await self._event.wait()
-        except TimeoutError:
-            return predicate()
-        return True
 
 
 @dataclass

@@ -45,6 +45,8 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiohttp import ClientError, ClientResponse, ClientSession, ClientTimeout, MultipartReader, web
 
+from tests.fakes.signal import Signal as _Signal
+
 JsonDict = dict[str, Any]
 Handler = Callable[[JsonDict], Awaitable[Any]]
 
@@ -421,26 +423,6 @@ class _Chat:
 
     def transcript(self) -> str:
         return "\n".join(f"  {m.describe()}" for m in self.messages) or "  (no messages)"
-
-
-class _Signal:
-    """Wakes every waiter on each state change; waits are bounded and event-driven."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
-
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
-        try:
-            async with asyncio.timeout(timeout):
-                while not predicate():
-                    await self._event.wait()
-        except TimeoutError:
-            return predicate()
-        return True
 
 
 def _label(button: Any) -> str:
