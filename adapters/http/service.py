@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import httpx
@@ -182,16 +183,13 @@ class ServiceClient:
         bearer = await self.tokens.token() if token and self.tokens else None
         if bearer:
             headers["Authorization"] = f"Bearer {bearer}"
+        send = partial(self.http.request, method, path, params=query or None, json=body)
         started = time.perf_counter()
-        response = await self.http.request(
-            method, path, params=query or None, json=body, headers=headers
-        )
+        response = await send(headers=headers)
         if response.status_code == 401 and bearer and self.tokens:
             _log_request(self.name, method, path, 401, started, attempt)
             headers["Authorization"] = f"Bearer {await self.tokens.renew(bearer)}"
-            response = await self.http.request(
-                method, path, params=query or None, json=body, headers=headers
-            )
+            response = await send(headers=headers)
         return response
 
     def _judge(
